@@ -1,0 +1,41 @@
+"""motionforge: animate a still image into a video under explicit motion control.
+
+>>> from motionforge import compose_config, animate
+>>> video = animate(compose_config(["num_frames=8", "output.save=false"]))
+"""
+
+from motionforge.core.config import compose_config
+from motionforge.core.engine import animate
+from motionforge.core.errors import ConfigError, InputError, KernelError, MotionforgeError, PluginError
+from motionforge.core.hookspecs import hookimpl
+from motionforge.core.registry import motionforge_version
+from motionforge.core.types import (
+    Denoiser,
+    MotionContext,
+    MotionHint,
+    MotionPlan,
+    RenderRequest,
+    SamplerInput,
+    Video,
+)
+
+__version__ = motionforge_version()
+
+__all__ = [
+    "ConfigError",
+    "Denoiser",
+    "InputError",
+    "KernelError",
+    "MotionContext",
+    "MotionHint",
+    "MotionPlan",
+    "MotionforgeError",
+    "PluginError",
+    "RenderRequest",
+    "SamplerInput",
+    "Video",
+    "animate",
+    "compose_config",
+    "hookimpl",
+    "__version__",
+]

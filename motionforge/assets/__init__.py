@@ -1,0 +1,1 @@
+"""Files shipped with motionforge: the bundled sample image and its controls."""

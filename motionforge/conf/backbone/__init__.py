@@ -1,0 +1,1 @@
+"""Config group 'backbone': YAML presets; registered classes add their options through the ConfigStore."""

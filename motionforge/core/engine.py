@@ -1,0 +1,284 @@
+"""The engine: config → context → hints → plan → backbone (→ sampler) → video → files on disk."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import importlib.metadata
+import logging
+import platform
+import resource
+import sys
+import time
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from einops import rearrange
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from motionforge.core import io
+from motionforge.core.config import RunSettings, check_run, compose_config, config_dict, typed_config
+from motionforge.core.denoiser import CountingDenoiser
+from motionforge.core.errors import MotionforgeError, PluginError
+from motionforge.core.motion import DensifySettings, fuse, motion_strength
+from motionforge.core.registry import Registry, config_node, get_registry, list_plugins, motionforge_version
+from motionforge.core.types import MotionContext, MotionHint, MotionPlan, RenderRequest, Video
+
+log = logging.getLogger(__name__)
+
+SAMPLE_NAME = "astronaut"
+
+
+def sample_dir() -> Path:
+    """The folder of the bundled sample: image.jpg, tracks.json and SOURCE.md."""
+    return Path(str(resources.files("motionforge.assets").joinpath("samples", SAMPLE_NAME)))
+
+
+def sample_controls() -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
+    """Controls the bundled sample brings: per adapter, its input keys and the values used when all are unset."""
+    return {"trajectory": (("paths", "file"), {"file": str(sample_dir() / "tracks.json")})}
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the wall time of a stage in seconds."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = round(time.perf_counter() - start, 4)
+
+
+def make_context(settings: RunSettings) -> tuple[MotionContext, str]:
+    """Read and fit the input image and describe the run to the adapters; also returns the image's label."""
+    path = settings.image if settings.image is not None else str(sample_dir() / "image.jpg")
+    image = io.read_image(path)
+    width, height = io.working_size(image.size, settings.height, settings.width)
+    pixels, box = io.fit_image(image, (width, height), settings.resize)  # [3, H, W]
+    context = MotionContext(
+        height=height,
+        width=width,
+        num_frames=settings.num_frames,
+        image=pixels.to(settings.device),
+        source_size=(image.size[0], image.size[1]),
+        device=settings.device,
+        source_box=box,
+    )
+    return context, (path if settings.image is not None else f"sample:{SAMPLE_NAME}")
+
+
+def check_hint(name: str, hint: Any, context: MotionContext) -> MotionHint:
+    """Check that an adapter returned a well-formed MotionHint for this context."""
+    if not isinstance(hint, MotionHint):
+        raise PluginError(f"adapter {name!r} returned {type(hint).__name__}, not a MotionHint")
+    size = (context.height, context.width)
+    expected = {
+        "flow": ((context.num_frames, 2, *size),),
+        "mask": ((context.num_frames, 1, *size), (1, 1, *size)),
+        "region": ((1, 1, *size),),
+    }
+    for field_name, shapes in expected.items():
+        value = getattr(hint, field_name)
+        if value is not None and (not isinstance(value, torch.Tensor) or tuple(value.shape) not in shapes):
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise PluginError(
+                f"adapter {name!r} returned a {field_name} of shape {got}; expected "
+                + " or ".join(str(list(s)) for s in shapes)
+            )
+    if hint.mask is not None and hint.flow is None:
+        raise PluginError(f"adapter {name!r} returned a mask without a flow")
+    return hint
+
+
+def build_hints(
+    registry: Registry, cfg: DictConfig, context: MotionContext, use_sample: bool
+) -> tuple[dict[str, MotionHint], dict[str, Any]]:
+    """Run every configured adapter, in order; return their hints and their typed configs by name."""
+    hints: dict[str, MotionHint] = {}
+    configs: dict[str, Any] = {}
+    sample = sample_controls() if use_sample else {}
+    for name, node in cfg.adapters.items():
+        entry = registry.get("adapter", name)
+        config = typed_config("adapter", name, entry.cls.Config, node)
+        inputs, values = sample.get(name, ((), {}))
+        if inputs and all(getattr(config, key) is None for key in inputs):
+            config = dataclasses.replace(config, **values)
+        configs[name] = config
+        hints[name] = check_hint(name, entry.cls().build(config, context), context)
+    return hints, configs
+
+
+def to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """Float frames [F, 3, H, W] in [0, 1] → uint8 frames [F, H, W, 3]."""
+    quantised = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    return rearrange(quantised, "f c h w -> f h w c").numpy()
+
+
+def render(registry: Registry, cfg: DictConfig, request: RenderRequest, record: dict[str, Any]) -> torch.Tensor:
+    """Render the clip with the configured backbone (and sampler, for diffusion backbones): [F, 3, H, W]."""
+    entry = registry.get("backbone", cfg.backbone.name)
+    config = typed_config("backbone", entry.name, config_node("backbone", entry.cls), cfg.backbone)
+    backbone = entry.cls()
+    record["backbone"] = config_dict(config)
+    if callable(getattr(backbone, "render", None)):
+        frames = backbone.render(config, request)
+    else:
+        sampler_entry = registry.get("sampler", cfg.sampler.name)
+        sampler_config = typed_config("sampler", sampler_entry.name, config_node("sampler", sampler_entry.cls), cfg.sampler)
+        record["sampler"] = config_dict(sampler_config)
+        problem = backbone.prepare(config, request)
+        counter = CountingDenoiser(problem.denoiser)
+        problem = dataclasses.replace(problem, denoiser=counter)
+        latents = sampler_entry.cls().sample(sampler_config, problem, disable=not request.progress)
+        record["denoiser_calls"], record["frame_evaluations"] = counter.calls, counter.frame_evaluations
+        frames = backbone.decode(config, latents)
+    expected = (request.context.num_frames, 3, request.context.height, request.context.width)
+    if not isinstance(frames, torch.Tensor) or tuple(frames.shape) != expected:
+        got = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise PluginError(f"backbone {entry.name!r} returned frames of shape {got}; expected {list(expected)}")
+    return frames
+
+
+def _peak_memory(device: torch.device) -> dict[str, float | None]:
+    """Peak resident memory of this process and, on CUDA, peak allocated GPU memory, in MB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_mb = rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+    cuda = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return {"rss_mb": round(rss_mb, 1), "cuda_allocated_mb": None if cuda is None else round(cuda, 1)}
+
+
+def _versions() -> dict[str, str]:
+    """Versions of Python and the main libraries, for the manifest."""
+    versions = {"python": platform.python_version(), "motionforge": motionforge_version()}
+    for dist in ("torch", "diffusers", "transformers", "hydra-core", "numpy"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+def run_directory(cfg: DictConfig) -> Path:
+    """Where a run writes: output.dir, else Hydra's run folder (CLI), else a new outputs/<date>/<time> folder."""
+    if cfg.output.dir:
+        return Path(cfg.output.dir)
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    now = _dt.datetime.now()
+    base = Path("outputs") / now.strftime("%Y-%m-%d") / now.strftime("%H-%M-%S")
+    candidate, suffix = base, 1
+    while candidate.exists():
+        candidate, suffix = base.with_name(f"{base.name}-{suffix}"), suffix + 1
+    return candidate
+
+
+def write_outputs(video: Video, cfg: DictConfig, run_dir: Path, timings: dict[str, float]) -> list[Path]:
+    """Write the run's files under temporary names and rename them into place when all are written."""
+    output, frames, plan = cfg.output, video.frames, video.plan
+    existed = run_dir.exists()
+    names: list[str] = []
+    try:
+        with io.AtomicOutputs(run_dir) as out:
+
+            def target(name: str) -> Path:
+                names.append(name)
+                return out.path(name)
+
+            with _timed(timings, "write"):
+                if output.mp4:
+                    io.write_mp4(target(f"{output.name}.mp4"), frames, video.fps, crf=output.crf)
+                if output.gif:
+                    io.write_gif(target(f"{output.name}.gif"), frames, video.fps)
+                if output.frames:
+                    io.write_png_frames(target("frames"), frames)
+                if output.flow and plan is not None:
+                    io.write_mp4(target("flow.mp4"), io.flow_video(plan.flow), video.fps, crf=output.crf)
+                if output.hint and plan is not None:
+                    region = None if plan.region is None else plan.region[0, 0]
+                    Image.fromarray(io.draw_hint(frames[0], plan.tracks, region)).save(target("hint.png"))
+                if not _under_hydra():
+                    target("config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
+            video.metadata["outputs"] = names + ["manifest.json"]
+            video.metadata["timings"]["total"] = round(sum(v for k, v in timings.items() if k != "total"), 4)
+            io.write_json(target("manifest.json"), video.metadata)
+    except BaseException:
+        if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
+    return [run_dir / name for name in names]
+
+
+def _under_hydra() -> bool:
+    """True inside a Hydra job (the CLI), which writes its own .hydra/ folder."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized()
+
+
+def animate(cfg: DictConfig | None = None) -> Video:
+    """Animate the configured image under the configured controls and return the Video (saved when output.save).
+
+    >>> from motionforge import compose_config, animate
+    >>> video = animate(compose_config(["num_frames=8", "output.save=false"]))
+    """
+    cfg = compose_config() if cfg is None else cfg
+    started = _dt.datetime.now().astimezone()
+    timings: dict[str, float] = {}
+    settings = check_run(cfg)
+    registry = get_registry()
+    if settings.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(settings.device)
+    record: dict[str, Any] = {"sampler": None, "denoiser_calls": 0, "frame_evaluations": 0}
+    with torch.no_grad():
+        with _timed(timings, "image"):
+            context, image_label = make_context(settings)
+        with _timed(timings, "adapters"):
+            hints, adapter_configs = build_hints(registry, cfg, context, use_sample=settings.image is None)
+        with _timed(timings, "plan"):
+            densify = DensifySettings(cfg.motion.sigma, cfg.motion.threshold, cfg.motion.normalize)
+            plan: MotionPlan = fuse(hints, context, densify)
+        request = RenderRequest(context, plan, settings.prompt, settings.fps, settings.steps, settings.seed, settings.progress)
+        with _timed(timings, "render"):
+            frames = to_uint8(render(registry, cfg, request, record))
+    log.info("rendered %d frames at %dx%d with backbone %s", len(frames), context.width, context.height, cfg.backbone.name)
+    metadata = {
+        "started": started.isoformat(timespec="seconds"),
+        "image": image_label,
+        "source_size": list(context.source_size),
+        "size": [context.width, context.height],
+        "num_frames": settings.num_frames,
+        "fps": settings.fps,
+        "seed": settings.seed,
+        "steps": settings.steps,
+        "prompt": settings.prompt,
+        "device": str(settings.device),
+        **record,
+        "adapters": {name: config_dict(config) for name, config in adapter_configs.items()},
+        "plan": {
+            "sources": plan.sources,
+            "strength": plan.strength,
+            "motion_strength": round(motion_strength(plan.flow), 4),
+            "max_displacement": round(float(plan.flow.norm(dim=1).amax()) if plan.flow.numel() else 0.0, 4),
+            "tracks": 0 if plan.tracks is None else int(plan.tracks.shape[0]),
+        },
+        "timings": timings,
+        "peak_memory": _peak_memory(settings.device),
+        "versions": _versions(),
+        "plugins": [{"name": p["name"], "version": p["version"]} for p in list_plugins()],
+    }
+    video = Video(frames=frames, fps=settings.fps, metadata=metadata, plan=plan)
+    if cfg.output.save:
+        run_dir = run_directory(cfg)
+        write_outputs(video, cfg, run_dir, timings)
+        video.metadata["run_dir"] = str(run_dir)
+    return video
+
+
+__all__ = ["animate", "MotionforgeError"]

@@ -1,0 +1,224 @@
+"""The typed values that flow between the stages: context → hints → plan → backbone → sampler → video.
+
+Shapes use F frames, H×W working pixels, N tracks; flows are displacements in pixels, x then y,
+from frame 0 to frame i (frame 0 is zero). Pixel coordinates are (x, y) with the origin at the
+centre of the top-left pixel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class MotionContext:
+    """What an adapter is told about the run: working size, frame count, the input image, the device.
+
+    ``source_box`` is the rectangle of the original image, in its pixel edges ``(x0, y0, x1, y1)``,
+    that was resized onto the working frame (the whole image, or a centred crop of it); use
+    :meth:`to_working` to map coordinates a user gave on the original image.
+    """
+
+    height: int
+    width: int
+    num_frames: int
+    image: torch.Tensor  # [3, H, W] float in [0, 1], at working size
+    source_size: tuple[int, int]  # (W, H) of the original image
+    device: torch.device = torch.device("cpu")
+    source_box: tuple[float, float, float, float] | None = None
+
+    def to_working(self, points: np.ndarray) -> np.ndarray:
+        """Map (x, y) pixel coordinates on the original image to working-frame pixels; [..., 2] → [..., 2]."""
+        x0, y0, x1, y1 = self.source_box or (0.0, 0.0, float(self.source_size[0]), float(self.source_size[1]))
+        points = np.asarray(points, dtype=np.float64)
+        scale = np.array([self.width / (x1 - x0), self.height / (y1 - y0)])
+        return (points + 0.5 - np.array([x0, y0])) * scale - 0.5
+
+    def frame_times(self) -> np.ndarray:
+        """The normalised time of each frame, 0 for the first and 1 for the last; [F]."""
+        return np.linspace(0.0, 1.0, self.num_frames)
+
+
+@dataclass
+class MotionHint:
+    """What one adapter says about the motion; any field may be None and the adapter fills what it knows.
+
+    - ``flow`` [F, 2, H, W]: displacement f_{0→i} in pixels where it is given.
+    - ``mask`` [F or 1, 1, H, W] in [0, 1]: where ``flow`` is given; None means dense (everywhere).
+    - ``region`` [1, 1, H, W] in [0, 1]: where motion is allowed; None means everywhere.
+    - ``strength``: a global motion strength asked for (pixels per frame), or None.
+    - ``weight``: how much this hint counts when hints are fused.
+    - ``tracks`` [N, F, 2]: the (x, y) working-pixel position of each sparse track at every frame,
+      kept for drawing the hint image and for measuring how well the output follows it.
+    """
+
+    flow: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    region: torch.Tensor | None = None
+    strength: float | None = None
+    weight: float = 1.0
+    tracks: torch.Tensor | None = None
+
+    @property
+    def is_sparse(self) -> bool:
+        """True when the flow is given only where ``mask`` is set (it needs densifying)."""
+        return self.flow is not None and self.mask is not None
+
+
+@dataclass
+class MotionPlan:
+    """The fused motion a backbone sees: a dense flow for every frame, the allowed region and strength.
+
+    ``hints`` keeps every adapter's hint by adapter name (learned backbones use the sparse ones);
+    ``sources`` lists the adapters that contributed, in the order they ran.
+    """
+
+    flow: torch.Tensor  # [F, 2, H, W]
+    region: torch.Tensor | None = None  # [1, 1, H, W]
+    strength: float | None = None
+    hints: dict[str, MotionHint] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def num_frames(self) -> int:
+        """Number of frames the plan covers."""
+        return int(self.flow.shape[0])
+
+    @property
+    def tracks(self) -> torch.Tensor | None:
+        """All sparse tracks of all hints, [N, F, 2] in working pixels, or None when there are none."""
+        found = [h.tracks for h in self.hints.values() if h.tracks is not None and len(h.tracks)]
+        return torch.cat(found) if found else None
+
+
+@dataclass
+class Video:
+    """A rendered clip: uint8 frames [F, H, W, 3], its frame rate, and what produced it."""
+
+    frames: np.ndarray
+    fps: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+    plan: MotionPlan | None = None
+
+    @property
+    def num_frames(self) -> int:
+        """Number of frames."""
+        return int(self.frames.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+    def to_pil(self) -> list:
+        """The frames as a list of PIL images."""
+        from PIL import Image
+
+        return [Image.fromarray(frame) for frame in self.frames]
+
+
+@runtime_checkable
+class Denoiser(Protocol):
+    """A backbone's denoiser in sigma space (k-diffusion style): returns its estimate of the clean latents."""
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """x [B, Fw, C, h, w] noisy latents of a window, sigma a scalar tensor, frames [Fw] absolute frame indices → x0, same shape as x."""
+        ...
+
+
+@dataclass
+class RenderRequest:
+    """Everything a backbone is given for one run, besides its own config."""
+
+    context: MotionContext
+    plan: MotionPlan
+    prompt: str = ""
+    fps: float = 8.0
+    steps: int = 25
+    seed: int = 0
+    progress: bool = False
+
+
+@dataclass
+class SamplerInput:
+    """What a diffusion backbone hands a sampler: a denoiser, a sigma schedule and the initial latents.
+
+    ``latents`` [B, F, C, h, w] are already scaled to ``sigmas[0]``; ``sigmas`` [T+1] ends with 0;
+    ``window`` is the backbone's native number of frames per denoiser call; ``generator`` is the
+    run's seeded CPU generator, for samplers that draw noise.
+    """
+
+    denoiser: Denoiser
+    sigmas: torch.Tensor
+    latents: torch.Tensor
+    window: int
+    generator: torch.Generator | None = None
+
+
+StepCallback = Callable[[dict[str, Any]], None]
+
+
+class Adapter(Protocol):
+    """A control: turns its config and the run's context into a MotionHint."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def build(self, config: Any, context: MotionContext) -> MotionHint:
+        """Build this control's hint for the run."""
+        ...
+
+
+@runtime_checkable
+class RenderingBackbone(Protocol):
+    """A backbone that renders frames directly from the plan, with no sampler."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def render(self, config: Any, request: RenderRequest) -> torch.Tensor:
+        """Render the clip: float frames [F, 3, H, W] in [0, 1]."""
+        ...
+
+
+@runtime_checkable
+class DiffusionBackbone(Protocol):
+    """A backbone that prepares a denoiser for a sampler and decodes the sampled latents."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def prepare(self, config: Any, request: RenderRequest) -> SamplerInput:
+        """Load weights, encode the image and prompt, and return the sampler's input."""
+        ...
+
+    def decode(self, config: Any, latents: torch.Tensor) -> torch.Tensor:
+        """Decode latents [1, F, C, h, w] into float frames [F, 3, H, W] in [0, 1]."""
+        ...
+
+
+class Sampler(Protocol):
+    """A sampler: drives a denoiser over the whole clip in sigma space."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def sample(
+        self,
+        config: Any,
+        problem: SamplerInput,
+        *,
+        callback: StepCallback | None = None,
+        disable: bool = True,
+    ) -> torch.Tensor:
+        """Return the denoised latents [B, F, C, h, w]."""
+        ...
+
+
+def frame_indices(frames: Sequence[int] | torch.Tensor) -> torch.Tensor:
+    """Absolute frame indices as a LongTensor [Fw]."""
+    return torch.as_tensor(frames, dtype=torch.long)
