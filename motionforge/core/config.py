@@ -110,7 +110,7 @@ def explain_hydra_error(exc: BaseException, defaults: DictConfig | None = None) 
     """Turn Hydra's composition errors into one sentence that says what was wrong and how to fix it."""
     message = _one_line(str(exc))
     cause = exc.__cause__ or exc.__context__
-    missing = re.search(r"Could not load '([^/']+)/([^']+)'", str(exc))
+    missing = re.search(r"Could not (?:load|find) '([^/']+)/([^']+)'", str(exc))
     if missing:
         group, option = missing.groups()
         choices = group_options(group)
@@ -191,7 +191,7 @@ def _check_size(key: str, value: Optional[int]) -> None:
     if value is None:
         return
     if value < 8 or value % 8:
-        nearest = max(8, int(round(value / 8)) * 8)
+        nearest = max(8, int(value / 8 + 0.5) * 8)
         raise ConfigError(f"{key}={value} must be a positive multiple of 8; try {key}={nearest}")
 
 

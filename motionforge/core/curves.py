@@ -16,7 +16,7 @@ def pchip_slopes(t: np.ndarray, y: np.ndarray) -> np.ndarray:
     w1 = 2 * h[1:] + h[:-1]
     w2 = h[1:] + 2 * h[:-1]
     same_sign = delta[:-1] * delta[1:] > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # masked out below where signs differ
         harmonic = (w1 + w2) / (w1 / delta[:-1] + w2 / delta[1:])
     slopes[1:-1] = np.where(same_sign, harmonic, 0.0)
     slopes[0] = _end_slope(h[0], h[1], delta[0], delta[1])

@@ -1,0 +1,208 @@
+"""The plugin registry: built-ins are plugins, third parties register the same way, names are unique."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pluggy
+import pytest
+
+from motionforge import PluginError, animate, compose_config, hookimpl
+from motionforge.core import hookspecs
+from motionforge.core.registry import (
+    DEFAULT_PLUGINS,
+    LOAD_PLUGINS_ENV,
+    get_registry,
+    list_plugins,
+    load_entry_points,
+    pm,
+)
+from tests.conftest import WiggleAdapter
+
+
+def test_builtins_are_registered_through_the_hooks() -> None:
+    registry = get_registry()
+    assert registry.get("adapter", "trajectory").plugin == "motionforge.adapters.trajectory"
+    assert registry.get("backbone", "warp").plugin == "motionforge.backbones.warp"
+    assert registry.get("sampler", "single").plugin == "motionforge.samplers.single"
+    assert {row["name"] for row in list_plugins()} >= set(DEFAULT_PLUGINS)
+
+
+def test_unknown_name_lists_the_choices() -> None:
+    with pytest.raises(PluginError, match="no backbone named 'nope'.*warp"):
+        get_registry().get("backbone", "nope")
+
+
+def test_a_plugin_registered_for_one_test_adds_an_adapter(wiggle_plugin) -> None:
+    cfg = compose_config(["adapters=[wiggle]", "adapters.wiggle.amplitude=6", "image=" + _sample(), "num_frames=3",
+                          "height=64", "width=64", "output.save=false", "progress=false"])
+    assert cfg.adapters.wiggle.amplitude == 6
+    video = animate(cfg)
+    assert video.plan.sources == ["wiggle"]
+    assert float(video.plan.flow[-1, 0].mean()) == pytest.approx(6.0)
+    row = next(r for r in list_plugins() if r["name"] == "undo-wiggle")
+    assert row["adapters"] == ["wiggle"] and row["builtin"] is False
+
+
+def test_the_adapter_disappears_with_its_plugin(wiggle_plugin) -> None:
+    assert "wiggle" in get_registry().adapters
+    pm.unregister(name="undo-wiggle")
+    try:
+        assert "wiggle" not in get_registry().adapters
+        with pytest.raises(Exception, match="wiggle"):
+            compose_config(["adapters=[wiggle]"])
+    finally:
+        pm.register(wiggle_plugin, name="undo-wiggle")
+
+
+def test_duplicate_names_fail_naming_both_plugins() -> None:
+    class Clash:
+        __name__ = "Clash"
+
+        @hookimpl
+        def register_adapters(self, register) -> None:
+            register(type("OtherTrajectory", (WiggleAdapter,), {"name": "trajectory"}))
+
+    pm.register(Clash(), name="clashing-plugin")
+    try:
+        with pytest.raises(PluginError, match="'trajectory' is registered twice.*motionforge.adapters.trajectory.*clashing-plugin"):
+            get_registry()
+    finally:
+        pm.unregister(name="clashing-plugin")
+    assert get_registry().get("adapter", "trajectory").plugin == "motionforge.adapters.trajectory"
+
+
+@pytest.mark.parametrize(
+    "cls, message",
+    [
+        (type("NoName", (), {"build": lambda self, c, x: None}), "not a class with a 'name'"),
+        (type("NoConfig", (), {"name": "noconfig", "build": lambda self, c, x: None}), "needs a 'Config' dataclass"),
+        (type("NoBuild", (), {"name": "nobuild", "Config": dataclass(type("C", (), {}))}), "lacks the method"),
+    ],
+)
+def test_malformed_classes_are_refused_with_the_plugin_named(cls, message) -> None:
+    class Broken:
+        __name__ = "Broken"
+
+        @hookimpl
+        def register_adapters(self, register) -> None:
+            register(cls)
+
+    pm.register(Broken(), name="broken-plugin")
+    try:
+        with pytest.raises(PluginError, match=message):
+            get_registry()
+    finally:
+        pm.unregister(name="broken-plugin")
+
+
+# --- entry points ------------------------------------------------------------------------------
+
+WIGGLE_MODULE = '''
+"""A third-party motionforge plugin, as a separate distribution would ship it."""
+from dataclasses import dataclass
+import torch
+import motionforge
+
+@dataclass
+class Config:
+    amplitude: float = 2.0
+
+class Wiggle:
+    name = "wiggle"
+    Config = Config
+
+    def build(self, config, context):
+        flow = torch.zeros(context.num_frames, 2, context.height, context.width)
+        flow[:, 1] = torch.linspace(0, config.amplitude, context.num_frames)[:, None, None]
+        return motionforge.MotionHint(flow=flow)
+
+@motionforge.hookimpl
+def register_adapters(register):
+    register(Wiggle)
+'''
+
+
+@pytest.fixture
+def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fake installed distribution 'mf-wiggle' 0.3 with a motionforge entry point, on sys.path."""
+    site = tmp_path / "site"
+    info = site / "mf_wiggle-0.3.dist-info"
+    info.mkdir(parents=True)
+    (site / "mf_wiggle.py").write_text(WIGGLE_MODULE)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mf-wiggle\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text("[motionforge]\nwiggle = mf_wiggle\n")
+    monkeypatch.syspath_prepend(str(site))
+    sys.modules.pop("mf_wiggle", None)
+    yield site
+    sys.modules.pop("mf_wiggle", None)
+
+
+def _fresh_manager() -> pluggy.PluginManager:
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    return manager
+
+
+@pytest.mark.parametrize("selection, loaded", [(None, ["wiggle"]), ("", []), ("mf-wiggle", ["wiggle"]), ("MF_Wiggle", ["wiggle"])])
+def test_load_plugins_env_selects_entry_points(installed_plugin, monkeypatch, selection, loaded) -> None:
+    if selection is None:
+        monkeypatch.delenv(LOAD_PLUGINS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(LOAD_PLUGINS_ENV, selection)
+    manager = _fresh_manager()
+    assert [n for n in load_entry_points(manager) if n == "wiggle"] == loaded
+
+
+def test_load_plugins_env_naming_a_missing_distribution_is_an_error(installed_plugin, monkeypatch) -> None:
+    monkeypatch.setenv(LOAD_PLUGINS_ENV, "mf-wiggle,mf-nothing")
+    with pytest.raises(PluginError, match="mf-nothing"):
+        load_entry_points(_fresh_manager())
+
+
+def test_a_plugin_that_fails_to_import_is_named(installed_plugin, monkeypatch) -> None:
+    (installed_plugin / "mf_wiggle.py").write_text("raise ImportError('missing dependency foo')\n")
+    monkeypatch.setenv(LOAD_PLUGINS_ENV, "mf-wiggle")
+    with pytest.raises(PluginError, match="'wiggle' from mf-wiggle 0.3 failed to import.*missing dependency foo"):
+        load_entry_points(_fresh_manager())
+
+
+def test_an_installed_plugin_works_from_the_command_line(installed_plugin, tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{installed_plugin}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env.pop(LOAD_PLUGINS_ENV)
+    listing = subprocess.run([sys.executable, "-m", "motionforge", "plugins", "--json"], env=env,
+                             capture_output=True, text=True, check=True)
+    row = next(r for r in json.loads(listing.stdout) if r["name"] == "wiggle")
+    assert row == {**row, "distribution": "mf-wiggle", "version": "0.3", "adapters": ["wiggle"], "builtin": False}
+    run = subprocess.run(
+        [sys.executable, "-m", "motionforge", "animate", "adapters=[trajectory,wiggle]", "adapters.wiggle.amplitude=4",
+         "num_frames=3", "height=64", "width=64", "progress=false", f"hydra.run.dir={tmp_path / 'run'}"],
+        env=env, capture_output=True, text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["plan"]["sources"] == ["trajectory", "wiggle"]
+    assert manifest["adapters"]["wiggle"] == {"amplitude": 4.0}
+    hidden = subprocess.run([sys.executable, "-m", "motionforge", "plugins", "--json"],
+                            env={**env, LOAD_PLUGINS_ENV: ""}, capture_output=True, text=True, check=True)
+    assert "wiggle" not in {r["name"] for r in json.loads(hidden.stdout)}
+
+
+def _sample() -> str:
+    from motionforge.core.engine import sample_dir
+
+    return str(sample_dir() / "image.jpg")
+
+
+def test_hook_names_are_documented_in_the_hookspecs() -> None:
+    for name in ("register_adapters", "register_backbones", "register_samplers"):
+        caller = getattr(pm.hook, name)
+        assert caller.spec is not None and caller.spec.argnames == ("register",)
+        assert textwrap.dedent(caller.spec.function.__doc__ or "").strip()

@@ -1,0 +1,96 @@
+"""The single-window sampler against denoisers whose answer is known in closed form."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from motionforge import ConfigError, SamplerInput
+from motionforge.samplers.single import SingleConfig, SingleSampler, sample_single
+
+
+def karras_sigmas(steps: int, sigma_min: float = 0.02, sigma_max: float = 80.0, rho: float = 7.0) -> torch.Tensor:
+    ramp = torch.linspace(0, 1, steps, dtype=torch.float64)
+    sigmas = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    return torch.cat([sigmas, torch.zeros(1, dtype=torch.float64)])
+
+
+class PointMass:
+    """The ideal denoiser when all data is one point mu: it always answers mu."""
+
+    def __init__(self, mu: torch.Tensor) -> None:
+        self.mu = mu
+        self.seen: list[tuple[tuple[int, ...], float, list[int]]] = []
+
+    def denoise(self, x, sigma, frames):
+        self.seen.append((tuple(x.shape), float(sigma), frames.tolist()))
+        return self.mu.expand_as(x)
+
+
+class Gaussian:
+    """The ideal denoiser for data N(mu, s²) per element: mu + s²/(s²+σ²)(x − mu)."""
+
+    def __init__(self, mu: float, s: float) -> None:
+        self.mu, self.s = mu, s
+
+    def denoise(self, x, sigma, frames):
+        return self.mu + self.s**2 / (self.s**2 + sigma**2) * (x - self.mu)
+
+
+def noise(shape=(1, 6, 4, 3, 5)) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+
+def test_euler_follows_a_point_mass_exactly() -> None:
+    mu = torch.randn(1, 6, 4, 3, 5, dtype=torch.float64)
+    sigmas = karras_sigmas(10)
+    x_t = noise() * sigmas[0]
+    steps = []
+    result = sample_single(PointMass(mu), x_t, sigmas, callback=lambda s: steps.append(s["x"]))
+    assert torch.equal(result, mu)
+    for i, x in enumerate(steps):  # x_i = mu + (x_T − mu) σ_i / σ_0, exactly
+        torch.testing.assert_close(x, mu + (x_t - mu) * sigmas[i] / sigmas[0], rtol=1e-12, atol=1e-12)
+
+
+def test_euler_converges_to_the_gaussian_ode_solution_at_first_order() -> None:
+    mu, s, sigma_min = 0.3, 0.5, 0.02
+    x_t = noise() * 80.0
+    # the probability-flow ODE carries x_T to x(σ_min) = mu + (x_T − mu)·sqrt(s² + σ_min²)/sqrt(s² + σ_max²);
+    # the schedule's last step to σ = 0 then returns the denoiser's answer there
+    x_min = mu + (x_t - mu) * math.sqrt(s**2 + sigma_min**2) / math.sqrt(s**2 + 80.0**2)
+    exact = Gaussian(mu, s).denoise(x_min, torch.tensor(sigma_min, dtype=torch.float64), None)
+
+    def error(steps: int) -> float:
+        return float((sample_single(Gaussian(mu, s), x_t, karras_sigmas(steps, sigma_min)) - exact).abs().max())
+
+    errors = [error(n) for n in (25, 50, 100, 200)]
+    assert errors[-1] < 0.025
+    for coarse, fine in zip(errors, errors[1:]):
+        assert 0.45 < fine / coarse < 0.55  # halving the step size halves the error: first order
+
+
+def test_the_whole_clip_is_one_window_with_absolute_frame_indices() -> None:
+    denoiser = PointMass(torch.zeros(1, 6, 4, 3, 5, dtype=torch.float64))
+    sample_single(denoiser, noise(), karras_sigmas(4), window=8)
+    assert len(denoiser.seen) == 4
+    assert all(shape == (1, 6, 4, 3, 5) and frames == [0, 1, 2, 3, 4, 5] for shape, _, frames in denoiser.seen)
+    assert [sigma for _, sigma, _ in denoiser.seen] == karras_sigmas(4)[:-1].tolist()
+
+
+def test_a_clip_longer_than_the_window_is_refused() -> None:
+    with pytest.raises(ConfigError, match="window holds 4 frames, not num_frames=6; set num_frames=4 or fewer"):
+        sample_single(Gaussian(0, 1), noise(), karras_sigmas(3), window=4)
+
+
+def test_an_unknown_step_rule_is_refused() -> None:
+    problem = SamplerInput(Gaussian(0, 1), karras_sigmas(3), noise(), window=8)
+    with pytest.raises(ConfigError, match="sampler.step=heun is not a step rule; choose one of: euler"):
+        SingleSampler().sample(SingleConfig(step="heun"), problem)
+
+
+def test_same_input_same_bytes() -> None:
+    problem = SamplerInput(Gaussian(0.1, 0.7), karras_sigmas(8), noise(), window=8)
+    first = SingleSampler().sample(SingleConfig(), problem)
+    assert torch.equal(first, SingleSampler().sample(SingleConfig(), problem))
