@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Sequence
 
 import hydra
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from motionforge.core.config import CONFIG_NAME, explain_hydra_error, store_schema
+from motionforge.core.config import CONFIG_NAME, default_config, explain_hydra_error, store_schema
 from motionforge.core.engine import animate
 from motionforge.core.errors import MotionforgeError
 from motionforge.core.registry import get_registry, list_plugins, motionforge_version
@@ -106,15 +107,14 @@ def animate_command(overrides: Sequence[str]) -> int:
     except (HydraException, OmegaConfBaseException) as exc:
         if _debug():
             raise
-        return _fail(explain_hydra_error(exc))
+        GlobalHydra.instance().clear()
+        return _fail(explain_hydra_error(exc, default_config()))
     finally:
         sys.argv = saved_argv
         if saved_full_error is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = saved_full_error
-        from hydra.core.global_hydra import GlobalHydra
-
         GlobalHydra.instance().clear()
     return 0
 

@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
-from hydra.errors import HydraException
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -110,6 +110,11 @@ def explain_hydra_error(exc: BaseException, defaults: DictConfig | None = None) 
     """Turn Hydra's composition errors into one sentence that says what was wrong and how to fix it."""
     message = _one_line(str(exc))
     cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, OverrideParseException):
+        return (
+            f"could not parse an override ({message.rstrip('.')}); check its brackets and commas, "
+            "and quote lists in the shell: key='[[1,2],[3,4]]'"
+        )
     missing = re.search(r"Could not (?:load|find) '([^/']+)/([^']+)'", str(exc))
     if missing:
         group, option = missing.groups()
@@ -135,25 +140,33 @@ def explain_hydra_error(exc: BaseException, defaults: DictConfig | None = None) 
     return message or type(exc).__name__
 
 
-def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
-    """Compose the run config from conf/ and the registered plugins, with Hydra override strings applied.
-
-    >>> cfg = compose_config(["num_frames=8", "adapters.trajectory.paths=[[[10,10],[30,10]]]"])
-    """
+def _compose(overrides: Sequence[str]) -> DictConfig:
+    """Compose with Hydra's compose API; Hydra's own exceptions propagate."""
     from motionforge.core.registry import get_registry
 
     get_registry()
     store_schema()
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-        try:
-            return compose(config_name=CONFIG_NAME, overrides=list(overrides))
-        except (HydraException, OmegaConfBaseException) as exc:
-            defaults = None
-            try:
-                defaults = compose(config_name=CONFIG_NAME)
-            except (HydraException, OmegaConfBaseException):
-                pass
-            raise ConfigError(explain_hydra_error(exc, defaults)) from exc
+        return compose(config_name=CONFIG_NAME, overrides=list(overrides))
+
+
+def default_config() -> DictConfig | None:
+    """The config with no overrides (for suggesting keys in errors), or None if even that fails."""
+    try:
+        return _compose(())
+    except (HydraException, OmegaConfBaseException, ValueError):
+        return None
+
+
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose the run config from conf/ and the registered plugins, with Hydra override strings applied.
+
+    >>> cfg = compose_config(["num_frames=8", "adapters.trajectory.paths=[[[10,10],[30,10]]]"])
+    """
+    try:
+        return _compose(overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(explain_hydra_error(exc, default_config())) from exc
 
 
 @dataclass(frozen=True)

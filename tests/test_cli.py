@@ -1,0 +1,138 @@
+"""The command line: `motionforge animate` (a Hydra app) and `motionforge plugins`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+
+from motionforge import InputError
+from motionforge.cli import main
+
+SMALL = ["num_frames=4", "height=64", "width=64", "progress=false"]
+
+
+def read_frames(path: Path) -> np.ndarray:
+    """All frames of a video or GIF as uint8 [F, H, W, 3]."""
+    with imageio.get_reader(path) as reader:
+        return np.stack([np.asarray(frame)[..., :3] for frame in reader.iter_data()])
+
+
+def motionforge(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the command in a fresh process, as a user would."""
+    return subprocess.run([sys.executable, "-m", "motionforge", *args], capture_output=True, text=True, env=env)
+
+
+def test_animate_end_to_end_in_a_subprocess(tmp_path) -> None:
+    run = tmp_path / "run"
+    result = motionforge("animate", "num_frames=6", "height=64", "width=96", "fps=12", "progress=false", f"hydra.run.dir={run}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(run)
+    for name in ("animation.mp4", "animation.gif"):
+        frames = read_frames(run / name)
+        assert frames.shape == (6, 64, 96, 3), name
+        assert np.abs(frames[-1].astype(int) - frames[0].astype(int)).mean() > 1.0, name
+    assert {p.name for p in run.iterdir()} == {".hydra", "animate.log", "animation.mp4", "animation.gif", "flow.mp4", "hint.png", "manifest.json"}
+    assert (run / ".hydra" / "overrides.yaml").read_text().count("num_frames=6") == 1
+    assert json.loads((run / "manifest.json").read_text())["fps"] == 12.0
+
+
+def test_cfg_job_prints_the_composed_config_and_writes_nothing(tmp_path, capsys) -> None:
+    assert main(["animate", "--cfg", "job", "num_frames=24", "adapters.trajectory.paths=[[[100,120],[180,120]]]"]) == 0
+    printed = capsys.readouterr().out
+    assert "num_frames: 24" in printed and "backbone:" in printed and "- - 100" in printed
+    assert not any(tmp_path.iterdir())
+
+
+def test_multirun_sweeps_over_seeds(tmp_path) -> None:
+    assert main(["animate", "-m", "seed=0,1", *SMALL, f"hydra.sweep.dir={tmp_path / 'sweep'}"]) == 0
+    for job in ("0", "1"):
+        assert (tmp_path / "sweep" / job / "animation.mp4").is_file()
+    assert (tmp_path / "sweep" / "multirun.yaml").is_file()
+
+
+def test_output_save_false_writes_no_video(tmp_path, capsys) -> None:
+    assert main(["animate", *SMALL, "output.save=false", f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+    assert "nothing written" in capsys.readouterr().out
+    assert not list((tmp_path / "run").glob("*.mp4"))
+
+
+def test_plugins_table_and_json(capsys) -> None:
+    assert main(["plugins"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["plugin", "version", "adapters", "backbones", "samplers"]
+    assert any(line.split()[:3] == ["motionforge.adapters.trajectory", "0.1.0", "trajectory"] for line in table[1:])
+    assert main(["plugins", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    warp = next(r for r in rows if r["name"] == "motionforge.backbones.warp")
+    assert warp["backbones"] == ["warp"] and warp["builtin"] and warp["hooks"] == ["register_backbones"]
+
+
+def test_version_help_and_unknown_commands(capsys) -> None:
+    assert main(["--version"]) == 0 and capsys.readouterr().out.startswith("motionforge ")
+    assert main(["--help"]) == 0 and "animate" in capsys.readouterr().out
+    assert main([]) == 2 and "usage: motionforge" in capsys.readouterr().err
+    assert main(["paint"]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: unknown command 'paint'")
+
+
+def write(path: Path, content: str | bytes) -> str:
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return str(path)
+
+
+BAD_INPUTS = {
+    "missing image": (["image=nowhere/photo.jpg"], "image file not found: nowhere/photo.jpg"),
+    "unreadable image": (["image={tmp}/fake.png"], "fake.png"),
+    "a track with one point": (["adapters.trajectory.paths=[[[100,120]]]"], "has 1 point; a track needs at least 2 points"),
+    "a track file that is not JSON": (["adapters.trajectory.file={tmp}/tracks.json"], "is not valid JSON"),
+    "a track file with the wrong nesting": (["adapters.trajectory.file={tmp}/nested.json"], "must be a list of [x, y] number pairs"),
+    "num_frames below 2": (["num_frames=1"], "num_frames=1 is too small: a video needs at least 2 frames"),
+    "an unknown adapter": (["adapters=[trajectroy]"], "there is no adapters option 'trajectroy' (did you mean 'trajectory'?)"),
+    "a misspelt parameter": (["adapters.trajectory.pathz=1"], "unknown config key 'adapters.trajectory.pathz'"),
+    "a value of the wrong type": (["fps=fast"], "bad value in override fps=fast"),
+    "a size that is not a multiple of 8": (["height=100"], "height=100 must be a positive multiple of 8; try height=104"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, capsys, case) -> None:
+    write(tmp_path / "fake.png", "this is not a picture")
+    write(tmp_path / "tracks.json", "[[[1, 2], [3, 4]]")
+    write(tmp_path / "nested.json", "[[1, 2, 3], [[4, 5], [6, 7]]]")
+    overrides, message = BAD_INPUTS[case]
+    overrides = [o.format(tmp=tmp_path) for o in overrides]
+    run = tmp_path / "run"
+    status = main(["animate", "num_frames=3", "progress=false", *overrides, f"hydra.run.dir={run}"])
+    err = capsys.readouterr().err
+    assert status == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert message in lines[0]
+    assert "Traceback" not in err
+    assert not run.exists()
+
+
+def test_bad_input_in_a_real_process_prints_no_traceback(tmp_path) -> None:
+    result = motionforge("animate", "image=missing.jpg", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: image file not found: missing.jpg")
+    assert not (tmp_path / "run").exists()
+
+
+def test_debug_mode_keeps_the_traceback(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("MOTIONFORGE_DEBUG", "1")
+    with pytest.raises(InputError):
+        main(["animate", "image=missing.jpg", f"hydra.run.dir={tmp_path / 'run'}"])
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    result = motionforge("--version", env={**os.environ})
+    assert result.returncode == 0 and result.stdout.startswith("motionforge ")
