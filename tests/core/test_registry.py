@@ -105,29 +105,11 @@ def test_malformed_classes_are_refused_with_the_plugin_named(cls, message) -> No
 
 # --- entry points ------------------------------------------------------------------------------
 
-WIGGLE_MODULE = '''
-"""A third-party motionforge plugin, as a separate distribution would ship it."""
-from dataclasses import dataclass
-import torch
-import motionforge
+def wiggle_module() -> str:
+    """The README's example plugin module: the test installs exactly what the README shows."""
+    from tests.test_readme import readme_block
 
-@dataclass
-class Config:
-    amplitude: float = 2.0
-
-class Wiggle:
-    name = "wiggle"
-    Config = Config
-
-    def build(self, config, context):
-        flow = torch.zeros(context.num_frames, 2, context.height, context.width)
-        flow[:, 1] = torch.linspace(0, config.amplitude, context.num_frames)[:, None, None]
-        return motionforge.MotionHint(flow=flow)
-
-@motionforge.hookimpl
-def register_adapters(register):
-    register(Wiggle)
-'''
+    return readme_block("# mf_wiggle.py")
 
 
 @pytest.fixture
@@ -136,7 +118,7 @@ def installed_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     site = tmp_path / "site"
     info = site / "mf_wiggle-0.3.dist-info"
     info.mkdir(parents=True)
-    (site / "mf_wiggle.py").write_text(WIGGLE_MODULE)
+    (site / "mf_wiggle.py").write_text(wiggle_module())
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mf-wiggle\nVersion: 0.3\n")
     (info / "entry_points.txt").write_text("[motionforge]\nwiggle = mf_wiggle\n")
     monkeypatch.syspath_prepend(str(site))
