@@ -24,7 +24,7 @@ from PIL import Image
 from motionforge.core import io
 from motionforge.core.config import RunSettings, check_run, compose_config, config_dict, typed_config
 from motionforge.core.denoiser import CountingDenoiser
-from motionforge.core.errors import MotionforgeError, PluginError
+from motionforge.core.errors import PluginError
 from motionforge.core.motion import DensifySettings, fuse, motion_strength
 from motionforge.core.registry import Registry, config_node, get_registry, list_plugins, motionforge_version
 from motionforge.core.types import MotionContext, MotionHint, MotionPlan, RenderRequest, Video
@@ -280,5 +280,3 @@ def animate(cfg: DictConfig | None = None) -> Video:
         video.metadata["run_dir"] = str(run_dir)
     return video
 
-
-__all__ = ["animate", "MotionforgeError"]

@@ -190,7 +190,7 @@ def _check_class(kind: str, cls: Any, plugin: str) -> str:
     return name
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def config_node(kind: str, entry_cls: type) -> type:
     """The dataclass stored in the ConfigStore for a class: its Config, plus a ``name`` field for backbones and samplers."""
     config = entry_cls.Config
@@ -229,15 +229,17 @@ def _collect(manager: pluggy.PluginManager) -> Registry:
         table = registry.table(kind)
         for impl in getattr(manager.hook, hook_name).get_hookimpls():
 
-            def register(cls: Any, _plugin: str = impl.plugin_name, _kind: str = kind) -> None:
+            def register(
+                cls: Any, _plugin: str = impl.plugin_name, _kind: str = kind, _table: dict[str, Entry] = table
+            ) -> None:
                 name = _check_class(_kind, cls, _plugin)
-                if name in table and table[name].cls is not cls:
+                if name in _table and _table[name].cls is not cls:
                     raise PluginError(
-                        f"{_kind} name {name!r} is registered twice, by {_plugin_label(table[name].plugin)} "
+                        f"{_kind} name {name!r} is registered twice, by {_plugin_label(_table[name].plugin)} "
                         f"and by {_plugin_label(_plugin)}; uninstall one of them or leave one out with "
                         f"{LOAD_PLUGINS_ENV}"
                     )
-                table[name] = Entry(_kind, name, cls, _plugin)
+                _table[name] = Entry(_kind, name, cls, _plugin)
 
             arguments: dict[str, Callable[[Any], None]] = {"register": register}
             impl.function(**{arg: arguments[arg] for arg in impl.argnames})

@@ -8,7 +8,7 @@ centre of the top-left pixel.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -217,8 +217,3 @@ class Sampler(Protocol):
     ) -> torch.Tensor:
         """Return the denoised latents [B, F, C, h, w]."""
         ...
-
-
-def frame_indices(frames: Sequence[int] | torch.Tensor) -> torch.Tensor:
-    """Absolute frame indices as a LongTensor [Fw]."""
-    return torch.as_tensor(frames, dtype=torch.long)
