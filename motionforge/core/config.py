@@ -77,7 +77,7 @@ def store_schema() -> None:
     ConfigStore.instance().store(name=SCHEMA_NAME, node=RunSchema)
 
 
-def _one_line(text: str) -> str:
+def _first_line(text: str) -> str:
     """The first line of a message, stripped."""
     return str(text).strip().splitlines()[0].strip() if str(text).strip() else ""
 
@@ -108,7 +108,7 @@ def _keys_of(cfg_path: str, cfg: DictConfig | None) -> list[str]:
 
 def explain_hydra_error(exc: BaseException, defaults: DictConfig | None = None) -> str:
     """Turn Hydra's composition errors into one sentence that says what was wrong and how to fix it."""
-    message = _one_line(str(exc))
+    message = _first_line(str(exc))
     cause = exc.__cause__ or exc.__context__
     if isinstance(exc, OverrideParseException):
         return (
@@ -134,9 +134,9 @@ def explain_hydra_error(exc: BaseException, defaults: DictConfig | None = None) 
         )
     merging = re.search(r"Error merging override (.+)$", message)
     if merging and cause is not None:
-        return f"bad value in override {merging.group(1)}: {_one_line(str(cause))}"
-    if cause is not None and _one_line(str(cause)) and _one_line(str(cause)) not in message:
-        return f"{message.rstrip('.')}: {_one_line(str(cause))}"
+        return f"bad value in override {merging.group(1)}: {_first_line(str(cause))}"
+    if cause is not None and _first_line(str(cause)) and _first_line(str(cause)) not in message:
+        return f"{message.rstrip('.')}: {_first_line(str(cause))}"
     return message or type(exc).__name__
 
 
@@ -253,7 +253,7 @@ def typed_config(kind: str, name: str, node_cls: type, node: Any) -> Any:
         merged = OmegaConf.merge(OmegaConf.structured(node_cls), node if node is not None else {})
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"bad config for {kind} {name!r}: {_one_line(str(exc))}") from exc
+        raise ConfigError(f"bad config for {kind} {name!r}: {_first_line(str(exc))}") from exc
 
 
 def config_dict(config: Any) -> dict[str, Any]:

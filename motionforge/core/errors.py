@@ -7,8 +7,12 @@ class MotionforgeError(Exception):
     """Base class of every error caused by the user's input, config or installed plugins.
 
     The CLI prints ``error: <message>`` and exits with status 2 for these; anything else is a bug
-    and keeps its traceback.
+    and keeps its traceback. The message is kept on one line (newlines from paths or quoted
+    reasons become spaces).
     """
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 class ConfigError(MotionforgeError):

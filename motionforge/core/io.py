@@ -51,9 +51,9 @@ def read_image(path: str | os.PathLike) -> Image.Image:
     path = Path(path)
     hint = "pass image=/path/to/picture.jpg"
     if not path.exists():
-        raise InputError(_one_line(f"image file not found: {path}; {hint} with a file that exists"))
+        raise InputError(f"image file not found: {path}; {hint} with a file that exists")
     if path.is_dir():
-        raise InputError(_one_line(f"image path is a directory, not a file: {path}; {hint}"))
+        raise InputError(f"image path is a directory, not a file: {path}; {hint}")
     try:
         with Image.open(path) as opened:
             opened.load()  # decode everything now so truncated files fail here, not later
@@ -61,18 +61,18 @@ def read_image(path: str | os.PathLike) -> Image.Image:
         return _to_rgb(upright)
     except UnidentifiedImageError as err:
         raise InputError(
-            _one_line(f"cannot read {path}: it is not an image Pillow recognises; {hint} (PNG, JPEG, WebP, …)")
+            f"cannot read {path}: it is not an image Pillow recognises; {hint} (PNG, JPEG, WebP, …)"
         ) from err
     except Image.DecompressionBombError as err:
         raise InputError(
-            _one_line(f"image {path} is too large to open safely ({_reason(err)}); pass a smaller image")
+            f"image {path} is too large to open safely ({_reason(err)}); pass a smaller image"
         ) from err
     except Exception as err:  # Pillow raises many types on corrupt files: OSError, SyntaxError, ValueError…
         reason = _reason(err)
         if "truncated" in reason.lower():
             fix = "re-export or re-download it and pass the complete file"
-            raise InputError(_one_line(f"image file {path} is truncated ({reason}); {fix}")) from err
-        raise InputError(_one_line(f"cannot read image {path} ({reason}); {hint} with a valid picture")) from err
+            raise InputError(f"image file {path} is truncated ({reason}); {fix}") from err
+        raise InputError(f"cannot read image {path} ({reason}); {hint} with a valid picture") from err
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -105,11 +105,6 @@ def _reason(err: BaseException) -> str:
     """A short, one-line reason from an exception (its message, or its type name when it has none)."""
     text = " ".join(str(err).split()).rstrip(".")
     return text or type(err).__name__
-
-
-def _one_line(message: str) -> str:
-    """Collapse any whitespace run (newlines in paths or reasons included) into one space."""
-    return " ".join(message.split())
 
 
 # --------------------------------------------------------------------------------------------
