@@ -98,6 +98,16 @@ BAD_INPUTS = {
     "a misspelt parameter": (["adapters.trajectory.pathz=1"], "unknown config key 'adapters.trajectory.pathz'"),
     "a value of the wrong type": (["fps=fast"], "bad value in override fps=fast"),
     "a size that is not a multiple of 8": (["height=100"], "height=100 must be a positive multiple of 8; try height=104"),
+    "a brush mask that is missing": (["adapters=[brush]", "adapters.brush.mask=nowhere.png"], "brush mask not found: nowhere.png"),
+    "a brush mask that is not a picture": (["adapters=[brush]", "adapters.brush.mask={tmp}/fake.png"], "fake.png is not a readable image"),
+    "a camera with no move": (["adapters=[camera]"], "the camera adapter has no move"),
+    "both strength keys": (
+        ["adapters=[trajectory,motion_strength]", "adapters.motion_strength.value=2", "adapters.motion_strength.scale=2"],
+        "both are set",
+    ),
+    "a landmark file of the wrong shape": (["adapters=[landmark]", "adapters.landmark.file={tmp}/flat.npy"], "but must be [T, K, 2]"),
+    "a flow file with NaN": (["adapters=[dense_flow]", "adapters.dense_flow.file={tmp}/nan.npy"], "NaN"),
+    "a driving video that is not a video": (["adapters=[dense_flow]", "adapters.dense_flow.video={tmp}/tracks.json"], "tracks.json"),
 }
 
 
@@ -106,6 +116,8 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, capsys, case)
     write(tmp_path / "fake.png", "this is not a picture")
     write(tmp_path / "tracks.json", "[[[1, 2], [3, 4]]")
     write(tmp_path / "nested.json", "[[1, 2, 3], [[4, 5], [6, 7]]]")
+    np.save(tmp_path / "flat.npy", np.zeros((5, 68)))
+    np.save(tmp_path / "nan.npy", np.full((3, 2, 8, 8), np.nan))
     overrides, message = BAD_INPUTS[case]
     overrides = [o.format(tmp=tmp_path) for o in overrides]
     run = tmp_path / "run"

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
+
+import pytest
+
+from motionforge.cli import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -23,3 +28,27 @@ def test_the_python_api_example_runs(capsys) -> None:
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "(8, 512, 512, 3) 8.0"
     assert printed[1] == "torch.Size([8, 2, 512, 512])"
+
+
+def control_commands() -> list[str]:
+    """Every `motionforge animate` line of the README's Controls section."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Controls") : text.index("## Configuration is Hydra")]
+    blocks = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    return [line for block in blocks for line in block.splitlines() if line.startswith("motionforge animate")]
+
+
+def test_the_controls_section_shows_every_control() -> None:
+    commands = " ".join(control_commands())
+    for name in ("trajectory", "landmark", "brush", "dense_flow", "motion_strength", "camera"):
+        assert f"adapters.{name}." in commands, name
+    assert sum(command.count(",") >= 1 for command in control_commands()) >= 4  # combinations
+
+
+@pytest.mark.parametrize("command", control_commands())
+def test_each_control_command_runs_from_the_repository_root(command, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(README.parent)
+    smaller = ["num_frames=4", "height=128", "width=128", "progress=false", "output.gif=false", "output.flow=false"]
+    run = tmp_path / "run"
+    assert main([*shlex.split(command)[1:], *smaller, f"hydra.run.dir={run}"]) == 0
+    assert (run / "animation.mp4").is_file() and (run / "manifest.json").is_file()

@@ -9,6 +9,7 @@ sampled bilinearly at q + b(q). Every pixel gets a value and frame 0 is the inpu
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,11 @@ from tqdm.auto import tqdm
 
 from motionforge.core.errors import ConfigError
 from motionforge.core.hookspecs import hookimpl
+from motionforge.core.motion import magnitude
 from motionforge.core.types import RenderRequest
 from motionforge.kernels import splat, warp
+
+log = logging.getLogger(__name__)
 
 PADDINGS = ("border", "zeros")
 # A target pixel that receives less splatting weight than this is treated as a hole.
@@ -51,7 +55,7 @@ def fill_holes(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 def backward_flow(flow: torch.Tensor, occlusion: float) -> torch.Tensor:
     """For forward flows [B, 2, H, W], the displacement from each target pixel back to its source, holes filled."""
-    metric = occlusion * flow.norm(dim=1, keepdim=True)  # [B, 1, H, W]
+    metric = occlusion * magnitude(flow, keepdim=True)  # [B, 1, H, W]
     back = splat(-flow, flow, "softmax", metric)  # [B, 2, H, W]
     ones = torch.ones_like(flow[:1, :1])  # [1, 1, H, W], broadcast over the batch of flows
     coverage = splat(ones, flow, "sum")  # [B, 1, H, W]
@@ -73,6 +77,13 @@ class WarpBackbone:
         if config.occlusion < 0:
             raise ConfigError(f"backbone.occlusion={config.occlusion} must be zero or more")
         context, plan = request.context, request.plan
+        if plan.free is not None and bool((plan.free >= 0.5).any()):
+            share = float((plan.free >= 0.5).float().mean()) * 100
+            log.warning(
+                "warp: %.1f%% of the frame is marked to animate freely (a region with no motion given inside it); "
+                "the warp preview has nothing to move there and keeps it still, diffusion backbones animate it",
+                share,
+            )
         image = context.image.to(context.device)[None]  # [1, 3, H, W]
         frames = [image]
         todo = range(1, plan.num_frames)

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as _dt
 import importlib.metadata
 import logging
+import math
 import platform
 import resource
 import sys
@@ -25,7 +26,7 @@ from motionforge.core import io
 from motionforge.core.config import RunSettings, check_run, compose_config, config_dict, typed_config
 from motionforge.core.denoiser import CountingDenoiser
 from motionforge.core.errors import PluginError
-from motionforge.core.motion import DensifySettings, fuse, motion_strength
+from motionforge.core.motion import DensifySettings, fuse, magnitude
 from motionforge.core.registry import Registry, config_node, get_registry, list_plugins, motionforge_version
 from motionforge.core.types import MotionContext, MotionHint, MotionPlan, RenderRequest, Video
 
@@ -92,6 +93,10 @@ def check_hint(name: str, hint: Any, context: MotionContext) -> MotionHint:
             )
     if hint.mask is not None and hint.flow is None:
         raise PluginError(f"adapter {name!r} returned a mask without a flow")
+    for field_name in ("weight", "scale", "strength"):
+        value = getattr(hint, field_name)
+        if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            raise PluginError(f"adapter {name!r} returned {field_name}={value!r}; it must be a finite number, zero or more")
     return hint
 
 
@@ -264,8 +269,10 @@ def animate(cfg: DictConfig | None = None) -> Video:
         "plan": {
             "sources": plan.sources,
             "strength": plan.strength,
-            "motion_strength": round(motion_strength(plan.flow), 4),
-            "max_displacement": round(float(plan.flow.norm(dim=1).amax()) if plan.flow.numel() else 0.0, 4),
+            "motion_strength": plan.stats.get("motion_strength"),
+            "contributions": plan.stats.get("contributions"),
+            "free_pixels": None if plan.free is None else int((plan.free >= 0.5).sum()),
+            "max_displacement": round(float(magnitude(plan.flow).amax()) if plan.flow.numel() else 0.0, 4),
             "tracks": 0 if plan.tracks is None else int(plan.tracks.shape[0]),
         },
         "timings": timings,

@@ -22,6 +22,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from motionforge.core.errors import ConfigError, InputError
+from motionforge.core.fields import centred_box
 
 __all__ = [
     "AtomicOutputs",
@@ -174,7 +175,7 @@ def fit_image(
         raise ValueError(f"size must be positive (W, H), got {size!r}")
     source_w, source_h = image.size
     if mode == "crop":
-        box = _centred_box(source_w, source_h, width, height)
+        box = centred_box(source_w, source_h, width, height)
     elif mode == "stretch":
         box = (0.0, 0.0, float(source_w), float(source_h))
     else:
@@ -189,19 +190,6 @@ def fit_image(
     pixels = np.array(fitted, dtype=np.uint8)  # [H, W, 3] uint8
     tensor = torch.from_numpy(pixels).permute(2, 0, 1).to(torch.float32) / 255.0  # [3, H, W]
     return tensor.contiguous(), box
-
-
-def _centred_box(source_w: int, source_h: int, width: int, height: int) -> tuple[float, float, float, float]:
-    """The largest centred box of the source with the aspect width:height, in source pixel edges."""
-    if source_w * height > source_h * width:  # source is wider: keep its full height
-        box_w = source_h * width / height
-        x0 = (source_w - box_w) / 2.0
-        return (x0, 0.0, x0 + box_w, float(source_h))
-    if source_w * height < source_h * width:  # source is taller: keep its full width
-        box_h = source_w * height / width
-        y0 = (source_h - box_h) / 2.0
-        return (0.0, y0, float(source_w), y0 + box_h)
-    return (0.0, 0.0, float(source_w), float(source_h))
 
 
 # --------------------------------------------------------------------------------------------

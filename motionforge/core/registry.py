@@ -28,6 +28,11 @@ LOAD_PLUGINS_ENV = "MOTIONFORGE_LOAD_PLUGINS"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "motionforge.adapters.trajectory",
+    "motionforge.adapters.landmark",
+    "motionforge.adapters.dense_flow",
+    "motionforge.adapters.brush",
+    "motionforge.adapters.motion_strength",
+    "motionforge.adapters.camera",
     "motionforge.backbones.warp",
     "motionforge.samplers.single",
 )

@@ -50,10 +50,17 @@ class MotionHint:
     - ``flow`` [F, 2, H, W]: displacement f_{0→i} in pixels where it is given.
     - ``mask`` [F or 1, 1, H, W] in [0, 1]: where ``flow`` is given; None means dense (everywhere).
     - ``region`` [1, 1, H, W] in [0, 1]: where motion is allowed; None means everywhere.
-    - ``strength``: a global motion strength asked for (pixels per frame), or None.
-    - ``weight``: how much this hint counts when hints are fused.
+    - ``strength``: a global motion strength M_s asked for (pixels per frame at working size): the
+      fused flow is rescaled to it, last; or None.
+    - ``scale``: a factor the fused flow is multiplied by, last (before ``strength``); or None.
+    - ``weight``: how much this hint counts when hints are fused (dense flows are multiplied by it;
+      sparse samples that meet on one pixel are averaged with it).
     - ``tracks`` [N, F, 2]: the (x, y) working-pixel position of each sparse track at every frame,
       kept for drawing the hint image and for measuring how well the output follows it.
+    - ``camera``: the flow is a camera move: it adds to the object motion after the region has
+      restricted that, so it moves the whole frame.
+
+    How hints combine is documented in :func:`motionforge.core.motion.fuse`.
     """
 
     flow: torch.Tensor | None = None
@@ -62,6 +69,8 @@ class MotionHint:
     strength: float | None = None
     weight: float = 1.0
     tracks: torch.Tensor | None = None
+    scale: float | None = None
+    camera: bool = False
 
     @property
     def is_sparse(self) -> bool:
@@ -74,7 +83,10 @@ class MotionPlan:
     """The fused motion a backbone sees: a dense flow for every frame, the allowed region and strength.
 
     ``hints`` keeps every adapter's hint by adapter name (learned backbones use the sparse ones);
-    ``sources`` lists the adapters that contributed, in the order they ran.
+    ``sources`` lists the adapters that contributed, in the order they ran. ``free`` marks the part
+    of the region where no control gives motion: "animate freely here" for diffusion backbones.
+    ``stats`` records what fusion measured: M_s before and after strength, and each adapter's
+    contribution (mean displacement, pixels covered).
     """
 
     flow: torch.Tensor  # [F, 2, H, W]
@@ -82,6 +94,8 @@ class MotionPlan:
     strength: float | None = None
     hints: dict[str, MotionHint] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
+    free: torch.Tensor | None = None  # [1, 1, H, W]
+    stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:

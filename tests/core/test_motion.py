@@ -7,13 +7,16 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from motionforge import MotionContext, MotionHint
+from motionforge import ConfigError, MotionContext, MotionHint
 from motionforge.core.motion import (
     DensifySettings,
     SparsePoints,
     densify_gaussian,
     fuse,
+    merge_points,
     motion_strength,
     resize_flow,
     sparse_points,
@@ -41,7 +44,11 @@ def test_densifier_matches_a_direct_evaluation(normalize, sigma, threshold) -> N
     rng = np.random.default_rng(0)
     positions = np.array([[2.0, 3.0], [9.0, 1.0], [5.0, 7.0]])
     flows = rng.normal(size=(3, 4, 2)) * 5  # [N, F, 2]
-    points = SparsePoints(torch.tensor(positions), torch.tensor(flows), torch.ones(3, 4, dtype=torch.float64))
+    points = SparsePoints(
+        torch.tensor(positions),
+        torch.tensor(flows),
+        torch.ones(3, 4, dtype=torch.float64),
+    )
     dense = densify_gaussian(points, 9, 12, DensifySettings(sigma, threshold, normalize))
     expected = direct_eqs_6_7(positions, flows, 9, 12, sigma, threshold, normalize)
     np.testing.assert_allclose(dense.numpy(), expected, atol=1e-12)
@@ -53,7 +60,11 @@ def test_default_sigma_is_170_at_512() -> None:
 
 
 def test_a_lone_track_moves_its_start_pixel_exactly() -> None:
-    points = SparsePoints(torch.tensor([[20.0, 10.0]]), torch.tensor([[[0.0, 0.0], [7.0, -3.0]]]), torch.ones(1, 2))
+    points = SparsePoints(
+        torch.tensor([[20.0, 10.0]]),
+        torch.tensor([[[0.0, 0.0], [7.0, -3.0]]]),
+        torch.ones(1, 2),
+    )
     dense = densify_gaussian(points, 32, 48, DensifySettings())
     assert dense[1, :, 10, 20].tolist() == pytest.approx([7.0, -3.0])
     assert float(dense[0].abs().max()) == 0.0
@@ -74,16 +85,30 @@ def _sparse_hint(x, y, dx, frames=3, height=8, width=10, weight=1.0) -> MotionHi
 def test_sparse_points_read_the_masked_pixels() -> None:
     points = sparse_points(_sparse_hint(4, 2, 6.0, weight=0.5))
     assert points.positions.tolist() == [[4.0, 2.0]]
-    assert points.flow[0, :, 0].tolist() == [0.0, 1.5, 3.0]
+    assert points.flow[0, :, 0].tolist() == [0.0, 3.0, 6.0]
     assert points.weight.tolist() == [[1.0, 1.0, 1.0]]
 
 
 def test_fuse_adds_dense_hints_and_densifies_sparse_ones_together() -> None:
     context = _context()
     dense = MotionHint(flow=torch.ones(3, 2, 8, 10), weight=2.0)
-    plan = fuse({"a": _sparse_hint(1, 1, 4.0), "b": _sparse_hint(8, 6, -4.0), "c": dense}, context, DensifySettings(sigma=100.0))
+    plan = fuse(
+        {"a": _sparse_hint(1, 1, 4.0), "b": _sparse_hint(8, 6, -4.0), "c": dense},
+        context,
+        DensifySettings(sigma=100.0),
+    )
     assert plan.sources == ["a", "b", "c"]
-    both = densify_gaussian(SparsePoints.cat([sparse_points(_sparse_hint(1, 1, 4.0)), sparse_points(_sparse_hint(8, 6, -4.0))]), 8, 10, DensifySettings(sigma=100.0))
+    both = densify_gaussian(
+        SparsePoints.cat(
+            [
+                sparse_points(_sparse_hint(1, 1, 4.0)),
+                sparse_points(_sparse_hint(8, 6, -4.0)),
+            ]
+        ),
+        8,
+        10,
+        DensifySettings(sigma=100.0),
+    )
     torch.testing.assert_close(plan.flow, both + 2.0)
 
 
@@ -114,3 +139,166 @@ def test_motion_strength_of_a_steady_drift_is_its_speed() -> None:
     flow[:, 0] = 3.0 * torch.arange(5.0)[:, None, None]
     flow[:, 1] = 4.0 * torch.arange(5.0)[:, None, None]
     assert motion_strength(flow) == pytest.approx(5.0)
+
+
+# ---- the fusion rules -------------------------------------------------------------------------
+
+# A Gaussian much wider than the test frames: every sample reaches every pixel with weight ~1.
+WIDE = DensifySettings(sigma=1e4)
+
+
+def _box_region(x0, y0, x1, y1, height=8, width=10) -> torch.Tensor:
+    region = torch.zeros(1, 1, height, width)
+    region[..., y0:y1, x0:x1] = 1
+    return region
+
+
+def test_samples_of_two_hints_on_one_pixel_are_averaged_by_weight() -> None:
+    plan = fuse(
+        {
+            "a": _sparse_hint(4, 4, 6.0, weight=1.0),
+            "b": _sparse_hint(4, 4, -3.0, weight=2.0),
+        },
+        _context(),
+        DensifySettings(sigma=0.5, threshold=0.5),
+    )
+    assert plan.flow[-1, 0, 4, 4].item() == pytest.approx((1 * 6.0 + 2 * -3.0) / 3)
+    merged = merge_points(
+        [
+            (sparse_points(_sparse_hint(4, 4, 6.0)), 1.0),
+            (sparse_points(_sparse_hint(4, 4, -3.0)), 0.0),
+        ]
+    )
+    assert len(merged) == 1 and merged.flow[0, -1, 0].item() == 6.0  # weight 0 leaves a hint out
+
+
+def test_a_brush_with_a_track_inside_keeps_everything_outside_exactly_still() -> None:
+    region = _box_region(0, 0, 5, 8)
+    plan = fuse(
+        {"brush": MotionHint(region=region), "track": _sparse_hint(2, 3, 4.0)},
+        _context(),
+        DensifySettings(),
+    )
+    assert float(plan.flow[..., 5:].abs().max()) == 0.0
+    assert plan.flow[-1, 0, 3, 2].item() == pytest.approx(4.0) and float(plan.flow[1:, 0, :, :5].abs().min()) > 0
+
+
+def test_tracks_outside_the_brush_move_only_the_outside() -> None:
+    region = _box_region(0, 0, 5, 8)
+    hints = {
+        "brush": MotionHint(region=region),
+        "inside": _sparse_hint(2, 3, 4.0),
+        "outside": _sparse_hint(8, 3, -2.0),
+    }
+    plan = fuse(hints, _context(), WIDE)
+    assert torch.allclose(plan.flow[-1, 0, :, :5], torch.tensor(4.0))  # the inside moves with the inside track only
+    assert torch.allclose(plan.flow[-1, 0, :, 5:], torch.tensor(-2.0))  # and the outside with the outside one
+    assert plan.free is not None and float(plan.free.sum()) == 0.0
+
+
+def test_a_brush_with_no_motion_inside_is_free_for_the_backbone() -> None:
+    region = _box_region(0, 0, 5, 8)
+    plan = fuse(
+        {"brush": MotionHint(region=region), "outside": _sparse_hint(8, 3, -2.0)},
+        _context(),
+        DensifySettings(),
+    )
+    torch.testing.assert_close(plan.free, region)
+    assert float(plan.flow[..., :5].abs().max()) == 0.0 and float(plan.flow[1:, 0, :, 5:].abs().min()) > 0
+    dense = fuse(
+        {
+            "brush": MotionHint(region=region),
+            "field": MotionHint(flow=torch.ones(3, 2, 8, 10)),
+        },
+        _context(),
+        DensifySettings(),
+    )
+    assert float(dense.free.sum()) == 0.0  # a dense field gives motion everywhere
+
+
+def test_dense_fields_are_restricted_to_the_region_but_a_camera_moves_everything() -> None:
+    region = _box_region(0, 0, 5, 8)
+    hints = {
+        "brush": MotionHint(region=region),
+        "field": MotionHint(flow=torch.full((3, 2, 8, 10), 2.0), weight=0.5),
+        "camera": MotionHint(flow=torch.full((3, 2, 8, 10), 3.0), camera=True),
+    }
+    plan = fuse(hints, _context(), DensifySettings())
+    assert torch.allclose(plan.flow[..., :5], torch.tensor(4.0)) and torch.allclose(plan.flow[..., 5:], torch.tensor(3.0))
+    contributions = plan.stats["contributions"]
+    assert contributions["camera"]["kind"] == "camera" and contributions["field"]["mean_displacement"] == pytest.approx(2**0.5, abs=1e-4)
+    assert contributions["brush"] == {"kind": "region", "region_pixels": 40}
+
+
+def test_a_face_region_takes_the_landmarks_and_the_rest_the_trajectories() -> None:
+    """MOFA-Video's hybrid blend: face = landmark motion, elsewhere = trajectory motion."""
+    height, width = 24, 32
+    context = _context(frames=3, height=height, width=width)
+    face = _box_region(2, 2, 12, 12, height, width)
+    flow = torch.zeros(3, 2, height, width)
+    mask = torch.zeros(1, 1, height, width)
+    for x, y in [
+        (4, 4),
+        (9, 4),
+        (4, 9),
+        (9, 9),
+    ]:  # four landmarks that all move up by 3
+        flow[:, 1, y, x] = torch.tensor([0.0, -1.5, -3.0])
+        mask[0, 0, y, x] = 1
+    landmark = MotionHint(flow=flow, mask=mask, region=face)
+    trajectory = _sparse_hint(25, 18, 5.0, frames=3, height=height, width=width)
+    plan = fuse({"landmark": landmark, "trajectory": trajectory}, context, WIDE)
+    inside, outside = plan.flow[-1][:, 2:12, 2:12], plan.flow[-1][:, 14:, 14:]
+    assert torch.allclose(inside[0], torch.tensor(0.0)) and torch.allclose(inside[1], torch.tensor(-3.0))
+    assert torch.allclose(outside[0], torch.tensor(5.0)) and torch.allclose(outside[1], torch.tensor(0.0))
+    assert plan.stats["contributions"]["landmark"]["samples"] == 4
+
+
+def test_two_different_strength_asks_are_refused() -> None:
+    with pytest.raises(ConfigError, match="a asks 2, b asks 3"):
+        fuse(
+            {"a": MotionHint(strength=2.0), "b": MotionHint(strength=3.0)},
+            _context(),
+            DensifySettings(),
+        )
+
+
+def _random_hints(draw_seed: int, kinds: list[str]) -> dict[str, MotionHint]:
+    """Hints of the given kinds, with random values from one seed."""
+    generator = torch.Generator().manual_seed(draw_seed)
+    hints = {}
+    for index, kind in enumerate(kinds):
+        rand = lambda *shape: torch.rand(*shape, generator=generator)
+        if kind == "sparse":
+            mask = (rand(1, 1, 8, 10) < 0.1).float()
+            hints[f"h{index}"] = MotionHint(flow=rand(3, 2, 8, 10) * 6 - 3, mask=mask, weight=float(rand(1)) + 0.1)
+        elif kind == "dense":
+            hints[f"h{index}"] = MotionHint(flow=rand(3, 2, 8, 10), weight=float(rand(1)))
+        elif kind == "camera":
+            hints[f"h{index}"] = MotionHint(flow=rand(3, 2, 8, 10), camera=True)
+        elif kind == "region":
+            hints[f"h{index}"] = MotionHint(region=(rand(1, 1, 8, 10) < 0.5).float())
+        else:
+            hints[f"h{index}"] = MotionHint(scale=float(rand(1)) + 0.5)
+    return hints
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["sparse", "dense", "camera", "region", "scale"]),
+        min_size=1,
+        max_size=6,
+    ),
+    st.integers(0, 2**16),
+    st.randoms(use_true_random=False),
+)
+def test_fusion_does_not_depend_on_the_order_adapters_are_listed(kinds, seed, random) -> None:
+    hints = _random_hints(seed, kinds)
+    names = list(hints)
+    random.shuffle(names)
+    first = fuse(hints, _context(), DensifySettings(sigma=3.0))
+    second = fuse({name: hints[name] for name in names}, _context(), DensifySettings(sigma=3.0))
+    assert torch.equal(first.flow, second.flow)
+    assert (first.region is None and second.region is None) or torch.equal(first.region, second.region)
+    assert first.stats == second.stats and first.strength == second.strength
