@@ -21,6 +21,7 @@ from motionforge.core import fields
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import MotionContext, MotionHint
+from motionforge.core.values import is_number, is_point_list, plain
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +35,6 @@ class BrushConfig:
     boxes: Any = None  # [[x0, y0, x1, y1], ...] in input-image pixels (edges)
     invert: bool = False  # animate everything except the brushed area
     feather: float = 0.0  # working pixels over which the region's edge fades from 1 to 0
-
-
-def _plain(value: Any) -> Any:
-    """OmegaConf containers → plain Python lists."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-
-
-def _is_number(value: Any) -> bool:
-    """True for a finite real number (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def read_mask(path: str) -> np.ndarray:
@@ -69,10 +58,10 @@ def read_mask(path: str) -> np.ndarray:
 
 def _polygons(value: Any) -> list[np.ndarray]:
     """The polygons a config gives, checked: a list of [P ≥ 3, 2] arrays (one polygon may be given unwrapped)."""
-    value = _plain(value)
-    if _points(value):
+    value = plain(value)
+    if is_point_list(value):
         value = [value]
-    if not isinstance(value, (list, tuple)) or not value or not all(_points(p) for p in value):
+    if not isinstance(value, (list, tuple)) or not value or not all(is_point_list(p) for p in value):
         raise ConfigError(
             f"adapters.brush.polygons must be a list of polygons, each a list of [x, y] number pairs; found {str(value)[:60]}"
         )
@@ -82,25 +71,16 @@ def _polygons(value: Any) -> list[np.ndarray]:
     return [np.asarray(p, dtype=np.float64) for p in value]
 
 
-def _points(value: Any) -> bool:
-    """True for a non-empty list of [x, y] number pairs."""
-    return (
-        isinstance(value, (list, tuple))
-        and len(value) > 0
-        and all(isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_number(v) for v in p) for p in value)
-    )
-
-
 def _boxes(value: Any) -> list[np.ndarray]:
     """The boxes a config gives, checked: a list of [x0, y0, x1, y1] with x1 > x0 and y1 > y0 (one box may be unwrapped)."""
-    value = _plain(value)
-    if isinstance(value, (list, tuple)) and len(value) == 4 and all(_is_number(v) for v in value):
+    value = plain(value)
+    if isinstance(value, (list, tuple)) and len(value) == 4 and all(is_number(v) for v in value):
         value = [value]
     if not isinstance(value, (list, tuple)) or not value:
         raise ConfigError(f"adapters.brush.boxes must be a list of [x0, y0, x1, y1] boxes; found {str(value)[:60]}")
     boxes = []
     for index, box in enumerate(value):
-        if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(_is_number(v) for v in box)):
+        if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(is_number(v) for v in box)):
             raise ConfigError(f"brush box {index} must be four numbers [x0, y0, x1, y1]; found {str(box)[:60]}")
         if not (box[2] > box[0] and box[3] > box[1]):
             raise ConfigError(f"brush box {index} {list(box)} is empty; it needs x1 > x0 and y1 > y0")

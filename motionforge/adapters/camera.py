@@ -13,6 +13,7 @@ from einops import rearrange
 from motionforge.core.errors import ConfigError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import MotionContext, MotionHint
+from motionforge.core.values import is_point, plain
 
 # Points per side of the grid drawn on hint.png to show the camera move.
 GUIDE_POINTS = 3
@@ -32,14 +33,8 @@ def _pair(value: Any, key: str) -> np.ndarray | None:
     """A two-number setting [x, y], checked."""
     if value is None:
         return None
-    from omegaconf import OmegaConf
-
-    value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-    if not (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
-    ):
+    value = plain(value)
+    if not is_point(value):
         raise ConfigError(f"adapters.camera.{key}={value!r} must be two numbers [x, y]")
     return np.asarray(value, dtype=np.float64)
 

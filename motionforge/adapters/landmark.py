@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from motionforge.adapters.trajectory import _plain, _size
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import MotionContext, MotionHint
+from motionforge.core.values import canvas_size, plain
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +304,7 @@ class LandmarkAdapter:
         else:
             num_landmarks = sequence.shape[1]
             reference = read_reference(config.reference, num_landmarks, config.file)
-        canvas = _size(_plain(config.size), _key("size"))
+        canvas = canvas_size(plain(config.size), _key("size"))
         if canvas is not None:
             # canvas pixels → input-image pixels (pixel-centre convention)
             scale = np.divide(context.source_size, canvas)  # [2]

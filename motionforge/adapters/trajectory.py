@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -17,6 +16,7 @@ from motionforge.core.curves import resample_track
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import MotionContext, MotionHint
+from motionforge.core.values import canvas_size, is_number, is_point, plain
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +44,11 @@ class Track:
     strength: float = 1.0
 
 
-def _number(value: Any) -> bool:
-    """True for a finite real number (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def parse_tracks(data: Any, where: str) -> list[Track]:
     """Check and convert a list of tracks as a user wrote it; ``where`` names the source in errors."""
     if not isinstance(data, (list, tuple)) or not data:
         raise InputError(f"{where} must be {FORMAT}; found {type(data).__name__} {str(data)[:60]}")
-    if all(isinstance(p, (list, tuple)) and len(p) == 2 and all(_number(v) for v in p) for p in data):
+    if all(is_point(p) for p in data):
         raise InputError(f"{where} holds one track's points, not a list of tracks; wrap it in one more list: [[[x, y], ...]]")
     tracks = []
     for index, item in enumerate(data):
@@ -62,11 +57,11 @@ def parse_tracks(data: Any, where: str) -> list[Track]:
             if "points" not in item:
                 raise InputError(f"track {index} in {where} is an object without 'points'; write {{\"points\": [[x, y], ...]}}")
             strength = item.get("strength", 1.0)
-            if not _number(strength):
+            if not is_number(strength):
                 raise InputError(f"track {index} in {where} has strength {strength!r}; it must be a number")
             item = item["points"]
         if not isinstance(item, (list, tuple)) or not all(
-            isinstance(p, (list, tuple)) and len(p) == 2 and all(_number(v) for v in p) for p in item
+            is_point(p) for p in item
         ):
             raise InputError(f"track {index} in {where} must be a list of [x, y] number pairs; found {str(item)[:60]}")
         if len(item) < 2:
@@ -76,15 +71,6 @@ def parse_tracks(data: Any, where: str) -> list[Track]:
             )
         tracks.append(Track(np.asarray(item, dtype=np.float64), float(strength)))
     return tracks
-
-
-def _size(value: Any, where: str) -> tuple[float, float] | None:
-    """A canvas size [W, H] as given by the user, checked."""
-    if value is None:
-        return None
-    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(_number(v) and v > 0 for v in value)):
-        raise InputError(f"the canvas size in {where} must be [W, H] with two positive numbers; found {value!r}")
-    return float(value[0]), float(value[1])
 
 
 def load_track_file(path: str) -> tuple[list[Track], tuple[float, float] | None]:
@@ -102,7 +88,7 @@ def load_track_file(path: str) -> tuple[list[Track], tuple[float, float] | None]
     if isinstance(data, dict):
         if "tracks" not in data:
             raise InputError(f"track file {path} is a JSON object without 'tracks'; it must be {FORMAT}")
-        size = _size(data.get("size"), path)
+        size = canvas_size(data.get("size"), path)
         data = data["tracks"]
     return parse_tracks(data, path), size
 
@@ -120,15 +106,15 @@ class TrajectoryAdapter:
         if config.file is not None:
             tracks, size = load_track_file(config.file)
         elif config.paths is not None:
-            tracks, size = parse_tracks(_plain(config.paths), "adapters.trajectory.paths"), None
+            tracks, size = parse_tracks(plain(config.paths), "adapters.trajectory.paths"), None
         else:
             raise ConfigError(
                 "the trajectory adapter has no tracks: set adapters.trajectory.paths='[[[x0,y0],[x1,y1]]]' or "
                 "adapters.trajectory.file=tracks.json, or drop the control with adapters=[]"
             )
         if config.size is not None:
-            size = _size(_plain(config.size), "adapters.trajectory.size")
-        return _apply_strength(tracks, _plain(config.strength)), size
+            size = canvas_size(plain(config.size), "adapters.trajectory.size")
+        return _apply_strength(tracks, plain(config.strength)), size
 
     def build(self, config: TrajectoryConfig, context: MotionContext) -> MotionHint:
         """Resample every track over the clip and put its displacements at its start pixel."""
@@ -169,18 +155,11 @@ class TrajectoryAdapter:
         )
 
 
-def _plain(value: Any) -> Any:
-    """OmegaConf containers → plain Python lists and dicts."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-
-
 def _apply_strength(tracks: list[Track], strength: Any) -> list[Track]:
     """Multiply each track's strength by the config's (one number, or one per track)."""
-    if _number(strength):
+    if is_number(strength):
         factors = [float(strength)] * len(tracks)
-    elif isinstance(strength, (list, tuple)) and all(_number(s) for s in strength):
+    elif isinstance(strength, (list, tuple)) and all(is_number(s) for s in strength):
         if len(strength) != len(tracks):
             raise ConfigError(
                 f"adapters.trajectory.strength has {len(strength)} values for {len(tracks)} tracks; give one number, or one per track"

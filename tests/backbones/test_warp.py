@@ -85,3 +85,11 @@ def test_fill_holes_keeps_valid_pixels_and_fills_the_rest() -> None:
     assert torch.isfinite(filled).all()
     constant = fill_holes(torch.full((1, 2, 9, 9), 5.0) * valid[:1, :, :9, :9], valid[:1, :, :9, :9])
     torch.testing.assert_close(constant, torch.full((1, 2, 9, 9), 5.0))
+
+
+def test_a_brush_with_no_motion_inside_is_kept_still_and_said_once(tmp_path, caplog) -> None:
+    image = textured_square_image(size=64, square=12, centre=(30, 30))
+    video = render(tmp_path, image, "adapters=[brush]", "adapters.brush.boxes=[[0,0,32,64]]", "num_frames=4")
+    assert (video.frames == video.frames[0]).all()
+    assert caplog.text.count("marked to animate freely") == 1 and "50.0% of the frame" in caplog.text
+    assert video.metadata["plan"]["free_pixels"] == 32 * 64
