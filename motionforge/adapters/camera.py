@@ -39,24 +39,32 @@ def _pair(value: Any, key: str) -> np.ndarray | None:
     return np.asarray(value, dtype=np.float64)
 
 
-def camera_positions(
-    points: np.ndarray,
-    frame_times: np.ndarray,
-    pan: np.ndarray,
-    zoom: float,
-    rotate: float,
-    center: np.ndarray,
-) -> np.ndarray:
-    """Where the camera move takes points [N, 2] at each frame: [F, N, 2]; zoom and rotation grow evenly in log-scale and angle."""
+def camera_transforms(
+    frame_times: np.ndarray, pan: np.ndarray, zoom: float, rotate: float, center: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The camera move at each frame as an affine map p → A p + b: A [F, 2, 2], b [F, 2]; zoom and turn grow evenly."""
     steps = np.arange(len(frame_times), dtype=np.float64)  # [F] frame index, for the per-frame pan
-    scale = zoom**frame_times  # [F]
+    scale = zoom**frame_times  # [F] even in log-scale
     angle = np.deg2rad(rotate) * frame_times  # [F]
     cos, sin = np.cos(angle) * scale, np.sin(angle) * scale  # [F]
     # with y pointing down, [[cos, -sin], [sin, cos]] turns +x towards +y: clockwise on screen
     linear = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)  # [F, 2, 2]
-    offset = points - center  # [N, 2]
-    moved = np.einsum("fij,nj->fni", linear, offset) + center  # [F, N, 2]
-    return moved + steps[:, None, None] * pan  # [F, N, 2]
+    shift = center - linear @ center + steps[:, None] * pan  # [F, 2]: turn about the centre, then pan
+    return linear, shift
+
+
+def camera_positions(points: np.ndarray, linear: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Where the camera move takes points [N, 2] at each frame: [F, N, 2]."""
+    return np.einsum("fij,nj->fni", linear, points) + shift[:, None, :]
+
+
+def camera_flow(linear: np.ndarray, shift: np.ndarray, height: int, width: int) -> torch.Tensor:
+    """The displacement the camera move gives every pixel of an H×W frame: [F, 2, H, W] float32."""
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64), indexing="ij")
+    pixels = torch.stack([xs.flatten(), ys.flatten()])  # [2, H*W]
+    moves = torch.from_numpy(linear) - torch.eye(2, dtype=torch.float64)  # [F, 2, 2]: A - I
+    flow = moves @ pixels + torch.from_numpy(shift)[..., None]  # [F, 2, H*W]
+    return rearrange(flow.float(), "f c (h w) -> f c h w", h=height)
 
 
 class CameraAdapter:
@@ -80,19 +88,12 @@ class CameraAdapter:
         center = _pair(config.center, "center")
         height, width = context.height, context.width
         centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0]) if center is None else context.to_working(center)
-        times = context.frame_times()  # [F]
-        ys, xs = np.mgrid[0:height, 0:width]
-        pixels = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)  # [H*W, 2]
-        moved = camera_positions(pixels, times, pan, config.zoom, config.rotate, centre)  # [F, H*W, 2]
-        flow = rearrange(torch.from_numpy(moved - pixels).float(), "f (h w) c -> f c h w", h=height)  # [F, 2, H, W]
-        guide = np.stack(
-            np.meshgrid(
-                np.linspace(0, width - 1, GUIDE_POINTS + 2)[1:-1],
-                np.linspace(0, height - 1, GUIDE_POINTS + 2)[1:-1],
-            ),
-            -1,
-        )
-        guide_tracks = camera_positions(guide.reshape(-1, 2), times, pan, config.zoom, config.rotate, centre)  # [F, G, 2]
+        linear, shift = camera_transforms(context.frame_times(), pan, config.zoom, config.rotate, centre)
+        flow = camera_flow(linear, shift, height, width)  # [F, 2, H, W]
+        guide_x = np.linspace(0, width - 1, GUIDE_POINTS + 2)[1:-1]
+        guide_y = np.linspace(0, height - 1, GUIDE_POINTS + 2)[1:-1]
+        guide = np.stack(np.meshgrid(guide_x, guide_y), -1).reshape(-1, 2)  # [G, 2]
+        guide_tracks = camera_positions(guide, linear, shift)  # [F, G, 2]
         return MotionHint(
             flow=flow.to(context.device),
             camera=True,
