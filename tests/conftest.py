@@ -7,6 +7,8 @@ import os
 # Before motionforge loads any plugin: no entry points unless a test asks (subprocesses inherit it).
 os.environ["MOTIONFORGE_LOAD_PLUGINS"] = ""
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# Triton kernels run on CPU tensors through Triton's interpreter; it must be on before any kernel is defined.
+os.environ["TRITON_INTERPRET"] = "1"
 
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402

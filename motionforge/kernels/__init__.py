@@ -1,7 +1,9 @@
-"""Flow kernels: forward splatting and backward warping of feature maps, dispatched to a backend.
+"""Kernels: forward splatting and backward warping of feature maps, and motion-augmented temporal attention.
 
-Positions are in pixels with the origin at the centre of the top-left pixel; a flow is a
-displacement ``[B, 2, H, W]`` with channel 0 = x (columns) and channel 1 = y (rows).
+Each operation is one public function that checks its inputs and dispatches to a backend (the
+PyTorch reference, Triton, or xformers; see :mod:`motionforge.kernels.dispatch`). Positions are in
+pixels with the origin at the centre of the top-left pixel; a flow is a displacement
+``[B, 2, H, W]`` with channel 0 = x (columns) and channel 1 = y (rows).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from torch import Tensor
 
 from motionforge.kernels.dispatch import BACKENDS, kernel_for, resolve_backend
 
-__all__ = ["BACKENDS", "SPLAT_MODES", "WARP_PADDINGS", "resolve_backend", "splat", "warp"]
+__all__ = ["BACKENDS", "SPLAT_MODES", "WARP_PADDINGS", "resolve_backend", "splat", "temporal_attention", "warp"]
 
 SPLAT_MODES: tuple[str, ...] = ("sum", "avg", "linear", "softmax")
 WARP_PADDINGS: tuple[str, ...] = ("zeros", "border")
@@ -88,3 +90,35 @@ def warp(x: Tensor, flow: Tensor, padding: str = "zeros", *, backend: str | None
     if padding not in WARP_PADDINGS:
         raise ValueError(f"Unknown warp padding {padding!r}; choose one of 'zeros', 'border'.")
     return kernel_for("warp", backend, x.device)(x, flow, padding)
+
+
+def _check_attention(q: Tensor, k: Tensor, v: Tensor, k_extra: Tensor, v_extra: Tensor) -> None:
+    """Raise ValueError unless q, k, v are [S, heads, L, d] and k_extra, v_extra [S, heads, N, d], alike in dtype and device."""
+    named = {"q": q, "k": k, "v": v, "k_extra": k_extra, "v_extra": v_extra}
+    shapes = ", ".join(f"{name} {_shape(t)}" for name, t in named.items())
+    if any(t.dim() != 4 for t in named.values()):
+        raise ValueError(f"temporal_attention expects 4-D [S, heads, L, d] tensors, got {shapes}.")
+    if k.shape != q.shape or v.shape != q.shape:
+        raise ValueError(f"temporal_attention expects q, k and v of one shape [S, heads, L, d], got {shapes}.")
+    if k_extra.shape != v_extra.shape or k_extra.shape[:2] != q.shape[:2] or k_extra.shape[3] != q.shape[3]:
+        raise ValueError(f"temporal_attention expects k_extra and v_extra of shape [S, heads, N, d] matching q, got {shapes}.")
+    if len({t.dtype for t in named.values()}) != 1 or not q.is_floating_point():
+        raise ValueError(f"temporal_attention expects floating-point tensors of one dtype, got {[str(t.dtype) for t in named.values()]}.")
+    if len({t.device for t in named.values()}) != 1:
+        raise ValueError(f"temporal_attention expects every tensor on one device, got {[str(t.device) for t in named.values()]}.")
+
+
+def temporal_attention(
+    q: Tensor, k: Tensor, v: Tensor, k_extra: Tensor, v_extra: Tensor, scale: float | None = None, *, backend: str | None = None
+) -> Tensor:
+    """Motion-augmented temporal attention (Motion-I2V): frames attend over their own keys plus warped-reference keys.
+
+    q, k, v are [S, heads, L, d] (SDPA's layout: S spatial sequences, L frames) and k_extra,
+    v_extra [S, heads, N, d] (the reference frame's features warped to each frame). For each
+    sequence and head, the L queries attend over the L + N keys; without a mask the order of the
+    keys does not matter, so they are never interleaved. ``scale`` defaults to 1/sqrt(d); the
+    softmax runs in float32 and the result [S, heads, L, d] has q's dtype.
+    """
+    _check_attention(q, k, v, k_extra, v_extra)
+    scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
+    return kernel_for("temporal_attention", backend, q.device)(q, k, v, k_extra, v_extra, scale)

@@ -114,3 +114,13 @@ def warp(x: Tensor, flow: Tensor, padding: str = "zeros") -> Tensor:
         term = rearrange(corner_weight, "b h w -> b 1 (h w)") * source.gather(2, taps)  # [B, C, H*W]
         out = term if out is None else out + term
     return rearrange(out, "b c (h w) -> b c h w", h=h, w=w).to(x.dtype).contiguous()  # [B, C, H, W]
+
+
+def temporal_attention(q: Tensor, k: Tensor, v: Tensor, k_extra: Tensor, v_extra: Tensor, scale: float) -> Tensor:
+    """Attention of q [S, h, L, d] over the concatenated keys [k; k_extra] and values, in float32 (float64 stays); returns q's dtype."""
+    dtype = compute_dtype(q.dtype)
+    keys = torch.cat([k, k_extra], dim=2).to(dtype)  # [S, h, L+N, d]
+    values = torch.cat([v, v_extra], dim=2).to(dtype)  # [S, h, L+N, d]
+    scores = torch.einsum("shld,shmd->shlm", q.to(dtype), keys) * scale  # [S, h, L, L+N]
+    weights = scores.softmax(dim=-1)  # [S, h, L, L+N]
+    return torch.einsum("shlm,shmd->shld", weights, values).to(q.dtype)  # [S, h, L, d]
