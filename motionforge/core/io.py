@@ -407,6 +407,7 @@ _OUTLINE = (16, 16, 16)
 _OUTSIDE_REGION_BRIGHTNESS = 0.35
 _SUBPIXEL_BITS = 4  # OpenCV `shift`: coordinates in 1/16 pixel
 _STILL_TOLERANCE = 0.5  # pixels: a track that never moves further than this is drawn as a pin
+_MANY_TRACKS = 24  # more tracks than this are drawn with thinner strokes
 
 
 def draw_hint(
@@ -432,6 +433,8 @@ def draw_hint(
 
     canvas = np.ascontiguousarray(canvas)
     thickness = max(1, round(min(height, width) / 200))
+    if tracks.shape[0] > _MANY_TRACKS:  # dense marker sets (face landmarks): thinner strokes
+        thickness = max(1, thickness // 2)
     for index, track in enumerate(tracks):
         points = track[np.isfinite(track).all(axis=1)]  # [F', 2]
         if len(points) == 0:
@@ -473,9 +476,10 @@ def _fixed(points: np.ndarray) -> np.ndarray:
 
 
 def _draw_arrow_track(cv2: Any, canvas: np.ndarray, points: np.ndarray, color: tuple, thickness: int) -> None:
-    """Draw one moving track [F, 2]: polyline, start dot, arrowhead, each over a dark outline."""
-    dot_radius = thickness + 2
-    head = _arrowhead(points, length=4.0 * thickness + 6.0)  # [3, 2] or None
+    """Draw one moving track [F, 2]: polyline, start dot, arrowhead (no longer than 60% of the track), over a dark outline."""
+    dot_radius = thickness + 1
+    extent = float(np.linalg.norm(points - points[-1], axis=1).max())
+    head = _arrowhead(points, length=min(4.0 * thickness + 6.0, 0.6 * extent))  # [3, 2] or None
     for ink, extra in ((_OUTLINE, 2), (color, 0)):
         width = thickness + extra
         cv2.polylines(canvas, [_fixed(points)], False, ink, width, cv2.LINE_AA, _SUBPIXEL_BITS)
@@ -505,7 +509,7 @@ def _arrowhead(points: np.ndarray, length: float) -> np.ndarray | None:
 def _draw_pin(cv2: Any, canvas: np.ndarray, point: np.ndarray, color: tuple, thickness: int) -> None:
     """Draw a still point as a ring over a dark outline."""
     centre = tuple(int(c) for c in _fixed(point))
-    radius = int(round((2.0 * thickness + 3.0) * (1 << _SUBPIXEL_BITS)))
+    radius = int(round((thickness + 2.0) * (1 << _SUBPIXEL_BITS)))
     cv2.circle(canvas, centre, radius, _OUTLINE, thickness + 2, cv2.LINE_AA, _SUBPIXEL_BITS)
     cv2.circle(canvas, centre, radius, color, thickness, cv2.LINE_AA, _SUBPIXEL_BITS)
 
