@@ -75,7 +75,8 @@ def splat(x: Tensor, flow: Tensor, mode: str = "sum", metric: Tensor | None = No
     """
     _check_x_and_flow("splat", x, flow)
     _check_metric(mode, metric, flow)
-    return kernel_for("splat", backend, x.device)(x, flow, mode, metric)
+    args = (x, flow, mode, metric)
+    return kernel_for("splat", backend, x.device, args)(*args)
 
 
 def warp(x: Tensor, flow: Tensor, padding: str = "zeros", *, backend: str | None = None) -> Tensor:
@@ -89,7 +90,8 @@ def warp(x: Tensor, flow: Tensor, padding: str = "zeros", *, backend: str | None
     _check_x_and_flow("warp", x, flow)
     if padding not in WARP_PADDINGS:
         raise ValueError(f"Unknown warp padding {padding!r}; choose one of 'zeros', 'border'.")
-    return kernel_for("warp", backend, x.device)(x, flow, padding)
+    args = (x, flow, padding)
+    return kernel_for("warp", backend, x.device, args)(*args)
 
 
 def _check_attention(q: Tensor, k: Tensor, v: Tensor, k_extra: Tensor, v_extra: Tensor) -> None:
@@ -121,4 +123,5 @@ def temporal_attention(
     """
     _check_attention(q, k, v, k_extra, v_extra)
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
-    return kernel_for("temporal_attention", backend, q.device)(q, k, v, k_extra, v_extra, scale)
+    args = (q, k, v, k_extra, v_extra, scale)
+    return kernel_for("temporal_attention", backend, q.device, args)(*args)

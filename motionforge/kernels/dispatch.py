@@ -124,6 +124,17 @@ def _load(target: str) -> Callable[..., torch.Tensor]:
     return getattr(importlib.import_module(module), function)
 
 
-def kernel_for(op: str, backend: str | None, device: torch.device) -> Callable[..., torch.Tensor]:
-    """Return the implementation of ``op`` chosen by ``resolve_backend``."""
-    return _load(IMPLEMENTATIONS[op][resolve_backend(op, backend, device)])
+def kernel_for(op: str, backend: str | None, device: torch.device, args: tuple = ()) -> Callable[..., torch.Tensor]:
+    """Return the implementation of ``op`` chosen by ``resolve_backend`` for these arguments.
+
+    When nothing was requested and the automatic choice's module has a ``supports(*args)`` that
+    says no (a shape its kernel does not cover), the reference runs instead: automatic selection
+    picks what can run. A backend that was asked for is never replaced.
+    """
+    name = resolve_backend(op, backend, device)
+    function = _load(IMPLEMENTATIONS[op][name])
+    if name != "reference" and _requested(backend)[0] is None:
+        supports = getattr(importlib.import_module(function.__module__), "supports", None)
+        if supports is not None and not supports(*args):
+            return _load(IMPLEMENTATIONS[op]["reference"])
+    return function

@@ -108,10 +108,13 @@ def warp(x: Tensor, flow: Tensor, padding: str = "zeros") -> Tensor:
     if padding == "border":
         pos_x, pos_y = pos_x.clamp(0.0, w - 1.0), pos_y.clamp(0.0, h - 1.0)
     source = rearrange(x.to(dtype), "b c h w -> b c (h w)").expand(batch, -1, -1)  # [B, C, H*W]
+    finite_source = bool(torch.isfinite(source).all())
     out = None
-    for corner_index, corner_weight, _ in bilinear_taps(pos_x, pos_y, h, w):
+    for corner_index, corner_weight, inside in bilinear_taps(pos_x, pos_y, h, w):
         taps = rearrange(corner_index, "b h w -> b 1 (h w)").expand(-1, channels, -1)  # [B, C, H*W]
         term = rearrange(corner_weight, "b h w -> b 1 (h w)") * source.gather(2, taps)  # [B, C, H*W]
+        if not finite_source:  # 0 × NaN would read pixel 0 through a dropped corner's index
+            term = torch.where(rearrange(inside, "b h w -> b 1 (h w)"), term, 0.0)
         out = term if out is None else out + term
     return rearrange(out, "b c (h w) -> b c h w", h=h, w=w).to(x.dtype).contiguous()  # [B, C, H, W]
 

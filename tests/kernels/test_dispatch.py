@@ -103,3 +103,16 @@ def test_env_var_is_read_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOTIONFORGE_KERNELS", "xformers")
     with pytest.raises(KernelError):
         resolve_backend("splat", None, CPU)
+
+
+def test_automatic_choice_runs_the_reference_for_shapes_a_kernel_does_not_cover(monkeypatch) -> None:
+    """Rows longer than the Triton attention kernel holds: automatic picks the reference; asking for Triton is an error."""
+    from motionforge.kernels import dispatch, reference
+
+    monkeypatch.setattr(dispatch, "AUTOMATIC_BY_DEVICE_TYPE", {"cpu": "triton"})
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    q, extra = torch.randn(2, 1, 80, 16), torch.randn(2, 1, 3, 16)
+    args = (q, q, q, extra, extra, 0.25)
+    assert dispatch.kernel_for("temporal_attention", None, CPU, args) is reference.temporal_attention
+    with pytest.raises(KernelError, match="L and N up to 64"):
+        temporal_attention(*args[:5], backend="triton")

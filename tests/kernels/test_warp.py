@@ -193,3 +193,12 @@ def test_unknown_padding_names_the_choices() -> None:
 def test_integer_inputs_are_rejected() -> None:
     with pytest.raises(ValueError, match="floating-point"):
         warp(torch.zeros(1, 1, 2, 2, dtype=torch.int64), torch.zeros(1, 2, 2, 2))
+
+
+def test_a_nan_in_x_reaches_only_the_pixels_that_sample_it() -> None:
+    x = torch.ones(1, 1, 4, 4)
+    x[0, 0, 0, 0] = float("nan")
+    flow = torch.zeros(1, 2, 4, 4)
+    flow[0, :, 3, 3] = 10.0  # this pixel samples outside the frame: zeros padding gives 0, not the NaN of pixel 0
+    out = warp(x, flow, "zeros")
+    assert torch.isnan(out[0, 0, 0, 0]) and int(torch.isnan(out).sum()) == 1 and out[0, 0, 3, 3] == 0
