@@ -17,7 +17,7 @@ from einops import rearrange
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import MotionContext, MotionHint
-from motionforge.core.values import canvas_size, plain
+from motionforge.core.values import canvas_size, plain, read_numeric_npy
 
 log = logging.getLogger(__name__)
 
@@ -81,21 +81,7 @@ def read_landmark_array(path: str, key: str) -> np.ndarray:
 
 def _read_npy(file: Path) -> np.ndarray:
     """Load a numeric .npy array without unpickling anything; any [..] shape → float64."""
-    try:
-        array = np.load(file, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(
-            f"landmark file {file} is not a readable .npy array ({exc}); "
-            "save the landmarks with numpy.save as a float array"
-        ) from exc
-    if not isinstance(array, np.ndarray) or not (
-        np.issubdtype(array.dtype, np.integer)
-        or np.issubdtype(array.dtype, np.floating)
-    ):
-        kind = getattr(array, "dtype", type(array).__name__)
-        raise InputError(
-            f"landmark file {file} holds {kind} values; it must be a numeric array of pixel coordinates"
-        )
+    array = read_numeric_npy(file, f"landmark file {file}", "the landmarks as a float array of pixel coordinates")
     return array.astype(np.float64)
 
 

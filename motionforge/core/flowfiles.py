@@ -13,6 +13,7 @@ import numpy as np
 from einops import rearrange
 
 from motionforge.core.errors import InputError
+from motionforge.core.values import read_numeric_npy
 
 # The first four bytes of a Middlebury .flo file, read as a little-endian float32.
 FLO_MAGIC = 202021.25
@@ -92,16 +93,7 @@ def read_flo_folder(folder: str | Path) -> np.ndarray:
 def read_npy_flow(path: str | Path) -> np.ndarray:
     """Read a .npy stack of flow fields, checked: float32 [T, 2, h, w]."""
     path = Path(path)
-    try:
-        flow = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputError(
-            f"flow file {path} is not a readable .npy array ({_first_line(exc)}); save a float array {_EXPECTED} with numpy.save"
-        ) from exc
-    if not isinstance(flow, np.ndarray):
-        raise InputError(f"flow file {path} is an .npz archive, not one array; save a single array {_EXPECTED} with numpy.save")
-    if not (np.issubdtype(flow.dtype, np.floating) or np.issubdtype(flow.dtype, np.integer)):
-        raise InputError(f"flow file {path} holds {flow.dtype} values; it must hold real numbers (float32), shape {_EXPECTED}")
+    flow = read_numeric_npy(path, f"flow file {path}", f"a float array {_EXPECTED}")
     _check_shape(flow.shape, f"flow file {path}")
     _check_finite(flow, f"flow file {path}")
     return flow.astype(np.float32)
@@ -146,9 +138,3 @@ def _check_finite(flow: np.ndarray, what: str) -> None:
     bad = ~np.isfinite(flow)
     if bad.any():
         raise InputError(f"{what} holds {int(bad.sum())} NaN or infinite values; replace them with finite displacements")
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of an exception's message."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
