@@ -34,6 +34,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "motionforge.adapters.motion_strength",
     "motionforge.adapters.camera",
     "motionforge.backbones.warp",
+    "motionforge.backbones.svd",
     "motionforge.samplers.single",
 )
 
