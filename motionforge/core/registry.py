@@ -35,6 +35,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "motionforge.adapters.camera",
     "motionforge.backbones.warp",
     "motionforge.backbones.svd",
+    "motionforge.backbones.animatediff",
     "motionforge.samplers.single",
 )
 

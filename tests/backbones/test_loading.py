@@ -113,9 +113,31 @@ def test_a_folder_that_is_not_a_pipeline_is_refused(tmp_path) -> None:
         animate(compose_config(["backbone=svd", f"backbone.pretrained={tmp_path}", *RUN]))
 
 
-def test_a_folder_of_the_wrong_model_is_refused(sd_folder) -> None:
-    with pytest.raises(InputError, match=r"holds a StableDiffusionPipeline \(its UNet is UNet2DConditionModel\), not Stable Video Diffusion"):
+def test_a_folder_of_the_wrong_model_is_refused(sd_folder, svd_folder, adapter_folder) -> None:
+    with pytest.raises(
+        InputError, match=r"holds a StableDiffusionPipeline \(its UNet is UNet2DConditionModel\), not Stable Video Diffusion"
+    ):
         animate(compose_config(["backbone=svd", f"backbone.pretrained={sd_folder}", *RUN]))
+    with pytest.raises(
+        InputError,
+        match=r"holds a StableVideoDiffusionPipeline \(its UNet is UNetSpatioTemporalConditionModel .*not Stable Diffusion 1.5",
+    ):
+        animate(
+            compose_config(
+                ["backbone=animatediff", f"backbone.pretrained={svd_folder}", f"backbone.motion_adapter={adapter_folder}", *RUN]
+            )
+        )
+    with pytest.raises(InputError, match=r"holds a UNet2DConditionModel, not a MotionAdapter"):
+        animate(
+            compose_config(
+                [
+                    "backbone=animatediff",
+                    f"backbone.pretrained={sd_folder}",
+                    f"backbone.motion_adapter={sd_folder / 'unet'}",
+                    *RUN,
+                ]
+            )
+        )
 
 
 def test_pickle_weights_load_only_when_allowed(svd_folder, tmp_path) -> None:
