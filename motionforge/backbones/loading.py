@@ -8,6 +8,7 @@ can run code when loaded and are refused unless the user says they trust them (`
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import re
@@ -122,6 +123,15 @@ def load_component(load: Callable[..., Any], folder: Path, subfolder: str | None
         raise InputError(f"{key}: could not load {what} from {where} ({reason})") from exc
 
 
+def clip_image_processor_class() -> type:
+    """CLIP's image processor class; the PIL-backed one where torchvision is missing (what transformers 5 falls back to, loudly)."""
+    import transformers
+
+    if importlib.util.find_spec("torchvision") is None and hasattr(transformers, "CLIPImageProcessorPil"):
+        return transformers.CLIPImageProcessorPil
+    return transformers.CLIPImageProcessor
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """The dtype a config names; 'auto' is float16 on CUDA and float32 elsewhere."""
     if name == "auto":
@@ -161,11 +171,11 @@ def float32_vae(vae: torch.nn.Module, needed: bool) -> Iterator[torch.nn.Module]
         yield vae
         return
     dtype = next(vae.parameters()).dtype
-    vae.to(dtype=torch.float32)
+    torch.nn.Module.to(vae, dtype=torch.float32)  # the plain cast: diffusers' own warns about modules kept in float32
     try:
         yield vae
     finally:
-        vae.to(dtype=dtype)
+        torch.nn.Module.to(vae, dtype=dtype)
 
 
 def needs_upcast(vae: torch.nn.Module) -> bool:

@@ -142,7 +142,7 @@ def check_params(config: SvdParams) -> None:
 def load_folder(folder: Any, allow_pickle: bool, dtype: torch.dtype, device: torch.device) -> SvdModels:
     """Load an SVD diffusers folder's components (checked first) onto device in dtype."""
     from diffusers import AutoencoderKLTemporalDecoder, UNetSpatioTemporalConditionModel
-    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+    from transformers import CLIPVisionModelWithProjection
 
     key = "backbone.pretrained"
     check_folder(folder)
@@ -162,7 +162,12 @@ def load_folder(folder: Any, allow_pickle: bool, dtype: torch.dtype, device: tor
         **options("image_encoder"),
     )
     extractor = load(
-        CLIPImageProcessor.from_pretrained, folder, "feature_extractor", key, "the feature extractor", local_files_only=True
+        loading.clip_image_processor_class().from_pretrained,
+        folder,
+        "feature_extractor",
+        key,
+        "the feature extractor",
+        local_files_only=True,
     )
     scheduler = loading.read_config(folder / "scheduler", "scheduler_config.json", key)
     unet, vae, image_encoder = (loading.place(model, device, dtype) for model in (unet, vae, image_encoder))
@@ -187,7 +192,8 @@ def check_folder(folder: Any) -> None:
 
 def clip_embedding(models: SvdModels, image: torch.Tensor) -> torch.Tensor:
     """CLIP image embedding of a picture [3, H, W] in [0, 1] as diffusers computes it for a PIL image: [1, 1, D]."""
-    from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
+    with loading.quiet("transformers.utils.import_utils"):  # the module names CLIPImageProcessor, which warns without torchvision
+        from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import _resize_with_antialiasing
 
     pixels = image[None].float().cpu() * 2.0 - 1.0  # [1, 3, H, W] in [-1, 1]
     pixels = (_resize_with_antialiasing(pixels, CLIP_SIZE) + 1.0) / 2.0  # [1, 3, 224, 224] in [0, 1]

@@ -7,7 +7,6 @@ a CPU. Random weights give noise, not pictures: they are for tests and overhead 
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,13 +22,14 @@ from diffusers import (
     UNetSpatioTemporalConditionModel,
 )
 from transformers import (
-    CLIPImageProcessor,
     CLIPTextConfig,
     CLIPTextModel,
     CLIPTokenizer,
     CLIPVisionConfig,
     CLIPVisionModelWithProjection,
 )
+
+from motionforge.backbones.loading import clip_image_processor_class
 
 SVD_TINY_FRAMES = 14  # the tiny SVD UNet's native window, as SVD's 14-frame checkpoint
 TINY_CROSS_DIM = 32
@@ -137,15 +137,6 @@ def tiny_motion_adapter(seed: int = 0) -> MotionAdapter:
     return adapter.eval()
 
 
-def _image_processor_class() -> type:
-    """CLIP's image processor; its PIL-backed class where torchvision is missing (the class transformers 5 would fall back to)."""
-    import transformers
-
-    if importlib.util.find_spec("torchvision") is None and hasattr(transformers, "CLIPImageProcessorPil"):
-        return transformers.CLIPImageProcessorPil
-    return CLIPImageProcessor
-
-
 def tiny_svd_components(seed: int = 0) -> dict[str, Any]:
     """Stable Video Diffusion components (spatio-temporal UNet, temporal VAE, CLIP vision, Euler scheduler), random weights."""
     with _seeded(seed):
@@ -198,7 +189,7 @@ def tiny_svd_components(seed: int = 0) -> dict[str, Any]:
         timestep_type="continuous",
         use_karras_sigmas=True,
     )
-    feature_extractor = _image_processor_class()(crop_size=224, size={"shortest_edge": 224})
+    feature_extractor = clip_image_processor_class()(crop_size=224, size={"shortest_edge": 224})
     return {
         "unet": unet.eval(),
         "vae": vae.eval(),

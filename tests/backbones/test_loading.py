@@ -73,6 +73,14 @@ def test_dtype_auto_is_half_on_cuda_and_float_elsewhere() -> None:
         loading.resolve_dtype("half", torch.device("cpu"))
 
 
+@pytest.mark.parametrize("backbone, frames", [("svd_tiny", 14), ("animatediff_tiny", 16)])
+def test_half_precision_encodes_the_picture_in_float32_and_stays_half(backbone, frames) -> None:
+    video = animate(compose_config([f"backbone={backbone}", "backbone.dtype=float16", *RUN, f"num_frames={frames}", "steps=2"]))
+    assert video.frames.shape == (frames, 64, 64, 3) and video.frames.std() > 0
+    (models,) = loading.MODELS.entries.values()
+    assert {next(m.parameters()).dtype for m in (models.unet, models.vae)} == {torch.float16}
+
+
 def test_the_cache_builds_once_per_key_and_drops_the_least_recently_used() -> None:
     cache, built = loading.ModelCache(size=2), []
 
