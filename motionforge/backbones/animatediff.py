@@ -7,7 +7,9 @@ inserted (diffusers' UNetMotionModel.from_unet2d, as AnimateDiffPipeline builds 
 space; the initial noise is drawn from the run's seed exactly as AnimateDiffPipeline draws it. With
 ``selective_noising`` (Motion-I2V), frame 0 of the clip is the clean VAE latent of the picture at
 every step, so the video starts from the picture; without it the backbone is AnimateDiffPipeline.
-``animatediff_tiny`` is the same code on a small random model built from config.
+``animatediff_tiny`` is the same code on a small random model built from config. The zero-shot
+motion controls (``latent_init``, ``region``, ``init_flow_from_strength``) are in
+:mod:`motionforge.backbones.steering`; off or no-ops by default, so the parity holds.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import torch
 from einops import rearrange
 
-from motionforge.backbones import loading, notes
+from motionforge.backbones import loading, notes, steering
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import Denoiser, RenderRequest, SamplerInput
@@ -41,14 +43,15 @@ WINDOW = 16  # AnimateDiff's motion modules are trained on 16 frames
 
 
 @dataclass
-class AnimateDiffParams:
-    """AnimateDiff's parameters, with AnimateDiffPipeline's names and defaults, and Motion-I2V's image conditioning."""
+class AnimateDiffParams(steering.SteeringParams):
+    """AnimateDiff's parameters, with AnimateDiffPipeline's names and defaults, Motion-I2V's image conditioning, the steering keys."""
 
     guidance_scale: float = 7.5  # classifier-free guidance on the prompt (1 or less: none)
     negative_prompt: str | None = None  # what to steer away from (null: the empty prompt)
     selective_noising: bool = True  # Motion-I2V: frame 0 is the picture's clean latent at every step (false: text-to-video)
     decode_chunk_size: int = 16  # frames the VAE decodes at once
     dtype: str = "auto"  # auto (float16 on CUDA, float32 elsewhere) | float32 | float16 | bfloat16
+    init_flow_from_strength: bool = True  # latent_init warps along the plan's flow rescaled to the motion strength it asks for
 
 
 @dataclass
@@ -272,19 +275,27 @@ class AnimateDiffBackbone:
         from motionforge.backbones.schedules import KarrasDenoiser, ddim_schedule
 
         check_params(config)
-        context = request.context
+        steering.check(config)
+        context, plan = request.context, request.plan
         models = self.load(config, context.device)
         self.explain(config, request)
         generator = torch.Generator("cpu").manual_seed(request.seed)
         embeddings = encode_prompt(models, request.prompt)  # [1, S, D]
         negative = encode_prompt(models, config.negative_prompt or "", embeddings.shape[1]) if config.guidance_scale > 1 else None
         schedule = ddim_schedule(models.scheduler_config, request.steps)
-        latents = self.initial_latents(models, context.num_frames, context.height, context.width, embeddings.dtype, generator)
-        latents = latents * schedule.init_noise_scale  # [1, F, C, h, w] at sigmas[0]
+        noise = self.initial_latents(models, context.num_frames, context.height, context.width, embeddings.dtype, generator)
+        latents, sigmas = noise * schedule.init_noise_scale, schedule.sigmas  # [1, F, C, h, w] at sigmas[0]
+        initialised = steering.uses_latent_init(config, request.steps)
+        needed = config.selective_noising or initialised or steering.uses_region(config, plan)
+        reference = reference_latent(models, context.image) if needed else None  # [1, C, h, w]
+        if initialised:
+            flow = steering.flow_at_strength(plan.flow, plan.strength) if config.init_flow_from_strength else plan.flow
+            latents, sigmas = steering.latent_init(reference, flow, noise, sigmas, config.init_strength)
         denoiser: Denoiser = KarrasDenoiser(AnimateDiffModel(models.unet, embeddings, negative, config.guidance_scale), schedule)
         if config.selective_noising:
-            denoiser = SelectiveNoising(denoiser, reference_latent(models, context.image))
-        return SamplerInput(denoiser, schedule.sigmas, latents.to(context.device), WINDOW, generator)
+            denoiser = SelectiveNoising(denoiser, reference)
+        denoiser = steering.hold_region(denoiser, config, plan, reference, sigmas)
+        return SamplerInput(denoiser, sigmas, latents.to(context.device), WINDOW, generator)
 
     @staticmethod
     def initial_latents(
@@ -302,7 +313,9 @@ class AnimateDiffBackbone:
             log.warning(
                 "%s: selective_noising=false, so the clip is text-to-video and does not start from the picture", self.name
             )
-        notes.plan_not_followed(self.name, request)
+        used = ["latent_init"] if steering.uses_latent_init(config, request.steps) else []
+        used += ["region"] if steering.uses_region(config, request.plan) else []
+        notes.plan_not_followed(self.name, request, used)
 
     @torch.no_grad()
     def decode(self, config: Any, latents: torch.Tensor) -> torch.Tensor:

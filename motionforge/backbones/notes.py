@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from motionforge.core.types import RenderRequest
 
@@ -20,8 +21,15 @@ def random_weights(name: str, request: RenderRequest) -> None:
     tell(request, f"{name} has random weights (a tiny model for tests and benchmarks): its frames are noise, not a picture")
 
 
-def plan_not_followed(name: str, request: RenderRequest) -> None:
-    """Say, when the plan has motion, that this backbone does not follow it yet."""
+def plan_not_followed(name: str, request: RenderRequest, used: Sequence[str] = ()) -> None:
+    """Say, when the plan has motion and no steering mechanism uses the plan, that this backbone does not follow it."""
+    if used:
+        log.info("%s follows the motion plan with: %s", name, ", ".join(used))
+        return
     flow = request.plan.flow
     if flow.numel() and bool(flow.abs().amax() > 0):
-        tell(request, f"{name} does not follow the motion plan yet: the controls shape flow.mp4 and hint.png, not the clip")
+        tell(
+            request,
+            f"{name} does not follow the motion plan yet: the controls shape flow.mp4 and hint.png, not the clip "
+            "(backbone.latent_init=true starts the frames from the picture moved along it)",
+        )

@@ -8,6 +8,8 @@ noise_aug_strength), and classifier-free guidance that rises linearly over the c
 embedding and zero image latent). The sigmas and the initial noise are the checkpoint's own
 EulerDiscreteScheduler's, drawn from the run's seed exactly as diffusers draws them, so the same
 seed gives diffusers' video. ``svd_tiny`` is the same code on a small random model built from config.
+The zero-shot motion controls (``latent_init``, ``region``, ``motion_bucket_from_strength``) are in
+:mod:`motionforge.backbones.steering`; off or no-ops by default, so the parity holds.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from einops import rearrange, repeat
 
-from motionforge.backbones import loading, notes
+from motionforge.backbones import loading, notes, steering
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import RenderRequest, SamplerInput
@@ -42,8 +44,8 @@ CLIP_SIZE = (224, 224)  # SVD's CLIP input size
 
 
 @dataclass
-class SvdParams:
-    """SVD's conditioning parameters, with StableVideoDiffusionPipeline's names and defaults."""
+class SvdParams(steering.SteeringParams):
+    """SVD's conditioning parameters, with StableVideoDiffusionPipeline's names and defaults, and the steering keys."""
 
     fps: int = 7  # the frame rate the model is conditioned on (as diffusers, independent of the output's fps)
     motion_bucket_id: int = 127  # more motion with higher values
@@ -52,6 +54,7 @@ class SvdParams:
     max_guidance_scale: float = 3.0  # guidance on the last frame (1 or less: no classifier-free guidance)
     decode_chunk_size: int | None = None  # frames the VAE decodes at once; null = all
     dtype: str = "auto"  # auto (float16 on CUDA, float32 elsewhere) | float32 | float16 | bfloat16
+    motion_bucket_from_strength: bool = True  # a motion strength the plan asks for (M_s) sets motion_bucket_id
 
 
 @dataclass
@@ -220,6 +223,15 @@ def image_latent(models: SvdModels, image: torch.Tensor, strength: float, genera
     return latent.to(models.unet.dtype)
 
 
+def reference_latent(models: SvdModels, image: torch.Tensor) -> torch.Tensor:
+    """The clean picture [3, H, W] in [0, 1] as a scaled VAE latent (the mode): [1, C, h, w], what sampling ends at."""
+    vae = models.vae
+    pixels = image[None].float() * 2.0 - 1.0  # [1, 3, H, W] in [-1, 1]
+    with loading.float32_vae(vae, loading.needs_upcast(vae)):
+        latent = vae.encode(pixels.to(device=vae.device, dtype=vae.dtype)).latent_dist.mode()  # [1, C, h, w]
+    return (latent * vae.config.scaling_factor).to(models.unet.dtype)
+
+
 class SvdBackbone:
     """Stable Video Diffusion from a local diffusers folder (``backbone.pretrained``), image-conditioned."""
 
@@ -239,24 +251,47 @@ class SvdBackbone:
         from motionforge.backbones.schedules import KarrasDenoiser, euler_schedule
 
         check_params(config)
-        context = request.context
+        steering.check(config)
+        context, plan = request.context, request.plan
         models = self.load(config, context.device)
-        self.explain(request)
+        bucket = self.motion_bucket(config, request)
+        self.explain(request, self.steered(config, request, bucket))
         generator = torch.Generator("cpu").manual_seed(request.seed)
         guided = config.max_guidance_scale > 1
         embeddings = clip_embedding(models, context.image)  # [1, 1, D]
         image_latents = image_latent(models, context.image, config.noise_aug_strength, generator)  # [1, C, h, w]
         dtype = embeddings.dtype
-        time_ids = torch.tensor([[config.fps - 1, config.motion_bucket_id, config.noise_aug_strength]], dtype=dtype)
+        time_ids = torch.tensor([[config.fps - 1, bucket, config.noise_aug_strength]], dtype=dtype)
         time_ids = time_ids.to(context.device)  # [1, 3]
         self.check_time_ids(models, time_ids)
         schedule = euler_schedule(models.scheduler_config, request.steps)
-        latents = self.initial_latents(models, schedule, context.num_frames, context.height, context.width, dtype, generator)
+        noise = self.initial_noise(models, context.num_frames, context.height, context.width, dtype, generator)
+        latents, sigmas = noise * schedule.init_noise_scale, schedule.sigmas  # [1, F, C, h, w] at sigmas[0]
+        reference = None
+        if steering.uses_latent_init(config, request.steps) or steering.uses_region(config, plan):
+            reference = reference_latent(models, context.image)  # [1, C, h, w]
+        if steering.uses_latent_init(config, request.steps):
+            latents, sigmas = steering.latent_init(reference, plan.flow, noise, sigmas, config.init_strength)
         guidance = torch.linspace(config.min_guidance_scale, config.max_guidance_scale, context.num_frames) if guided else None
         model = SvdModel(models.unet, embeddings, image_latents, time_ids, guidance)
-        return SamplerInput(
-            KarrasDenoiser(model, schedule), schedule.sigmas, latents.to(context.device), models.window, generator
-        )
+        denoiser = steering.hold_region(KarrasDenoiser(model, schedule), config, plan, reference, sigmas)
+        return SamplerInput(denoiser, sigmas, latents.to(context.device), models.window, generator)
+
+    @staticmethod
+    def motion_bucket(config: Any, request: RenderRequest) -> int:
+        """motion_bucket_id: mapped from the plan's motion strength when one is asked and the map is on, else the config's."""
+        if not config.motion_bucket_from_strength or request.plan.strength is None:
+            return config.motion_bucket_id
+        return steering.motion_bucket(request.plan.strength, request.context.height, request.context.width)
+
+    @staticmethod
+    def steered(config: Any, request: RenderRequest, bucket: int) -> list[str]:
+        """The steering mechanisms that use the plan in this run (for the log)."""
+        used = ["latent_init"] if steering.uses_latent_init(config, request.steps) else []
+        used += ["region"] if steering.uses_region(config, request.plan) else []
+        if config.motion_bucket_from_strength and request.plan.strength is not None:
+            used.append(f"motion_bucket_id={bucket} from strength {request.plan.strength:g}")
+        return used
 
     @staticmethod
     def initial_latents(
@@ -269,10 +304,16 @@ class SvdBackbone:
         generator: torch.Generator,
     ) -> torch.Tensor:
         """Gaussian noise [1, F, C, h, w] drawn as diffusers draws it (CPU generator, its shape and dtype), scaled to sigmas[0]."""
+        return SvdBackbone.initial_noise(models, frames, height, width, dtype, generator) * schedule.init_noise_scale
+
+    @staticmethod
+    def initial_noise(
+        models: SvdModels, frames: int, height: int, width: int, dtype: torch.dtype, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Unit Gaussian noise [1, F, C, h, w] drawn as diffusers draws it (CPU generator, its shape and dtype)."""
         factor = models.vae_scale_factor
         shape = (1, frames, models.unet.config.in_channels // 2, height // factor, width // factor)
-        noise = torch.randn(shape, generator=generator, dtype=dtype)  # [1, F, C, h, w]
-        return noise * schedule.init_noise_scale
+        return torch.randn(shape, generator=generator, dtype=dtype)
 
     @staticmethod
     def check_time_ids(models: SvdModels, time_ids: torch.Tensor) -> None:
@@ -284,11 +325,11 @@ class SvdBackbone:
                 f"the UNet expects an added time embedding of {expected} values, not {given}; is the checkpoint SVD?"
             )
 
-    def explain(self, request: RenderRequest) -> None:
-        """Say what this backbone leaves out of the run: the prompt (SVD has no text input) and the plan's motion."""
+    def explain(self, request: RenderRequest, used: list[str] | None = None) -> None:
+        """Say what this backbone leaves out of the run: the prompt (SVD has no text input) and, unsteered, the plan's motion."""
         if request.prompt:
             log.warning("%s takes no prompt; the prompt is ignored", self.name)
-        notes.plan_not_followed(self.name, request)
+        notes.plan_not_followed(self.name, request, used or [])
 
     @torch.no_grad()
     def decode(self, config: Any, latents: torch.Tensor) -> torch.Tensor:
@@ -312,10 +353,10 @@ class SvdTinyBackbone(SvdBackbone):
         dtype = loading.resolve_dtype(config.dtype, device)
         return loading.MODELS.get(("svd_tiny", str(dtype), str(device)), lambda: tiny_models(dtype, device))
 
-    def explain(self, request: RenderRequest) -> None:
+    def explain(self, request: RenderRequest, used: list[str] | None = None) -> None:
         """Say that the weights are random, then what SVD leaves out."""
         notes.random_weights(self.name, request)
-        super().explain(request)
+        super().explain(request, used)
 
 
 def tiny_models(dtype: torch.dtype, device: torch.device, seed: int = 0) -> SvdModels:

@@ -10,6 +10,16 @@ from PIL import Image
 
 from motionforge.backbones import loading
 
+STEERING_DEFAULTS = {
+    "latent_init": False,
+    "init_strength": 0.7,
+    "region": True,
+    "region_strength": 1.0,
+    "region_feather": 1.0,
+    "region_start": 0.0,
+    "region_end": 1.0,
+}
+
 
 @pytest.fixture(scope="session")
 def svd_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:

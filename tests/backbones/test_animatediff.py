@@ -19,7 +19,7 @@ from motionforge.backbones.animatediff import (
 from motionforge.backbones.schedules import to_model_latents
 from motionforge.cli import main
 from motionforge.samplers.single import sample_single
-from tests.backbones.conftest import read_png_frames
+from tests.backbones.conftest import STEERING_DEFAULTS, read_png_frames
 from tests.backbones.test_svd import request
 from tests.test_cli import read_frames
 
@@ -173,6 +173,8 @@ def test_animatediff_is_registered_with_diffusers_names_and_defaults() -> None:
         "motion_adapter": None,
         "allow_pickle": False,
         "name": "animatediff",
+        "init_flow_from_strength": True,
+        **STEERING_DEFAULTS,
     }
     with pytest.raises(ConfigError, match="this backbone's window holds 16 frames, not num_frames=17"):
         animate(compose_config(["backbone=animatediff_tiny", "num_frames=17", "steps=1", "output.save=false", *QUIET]))

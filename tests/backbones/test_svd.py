@@ -13,7 +13,7 @@ from motionforge import ConfigError, animate, compose_config
 from motionforge.backbones.svd import SvdBackbone, SvdModel, SvdTinyBackbone, SvdTinyConfig
 from motionforge.cli import main
 from motionforge.core.types import MotionContext, MotionPlan, RenderRequest
-from tests.backbones.conftest import read_png_frames
+from tests.backbones.conftest import STEERING_DEFAULTS, read_png_frames
 from tests.test_cli import read_frames
 
 QUIET = ["adapters=[]", "height=64", "width=64", "progress=false"]
@@ -160,6 +160,8 @@ def test_svd_is_registered_with_diffusers_names_and_defaults() -> None:
         "pretrained": None,
         "allow_pickle": False,
         "name": "svd",
+        "motion_bucket_from_strength": True,
+        **STEERING_DEFAULTS,
     }
     assert "pretrained" not in compose_config(["backbone=svd_tiny"]).backbone
     assert issubclass(SvdTinyBackbone, SvdBackbone)
