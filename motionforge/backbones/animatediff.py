@@ -8,8 +8,8 @@ space; the initial noise is drawn from the run's seed exactly as AnimateDiffPipe
 ``selective_noising`` (Motion-I2V), frame 0 of the clip is the clean VAE latent of the picture at
 every step, so the video starts from the picture; without it the backbone is AnimateDiffPipeline.
 ``animatediff_tiny`` is the same code on a small random model built from config. The zero-shot
-motion controls (``latent_init``, ``region``, ``init_flow_from_strength``) are in
-:mod:`motionforge.backbones.steering`; off or no-ops by default, so the parity holds.
+motion controls (``latent_init``, ``region``, ``init_flow_from_strength``, and ``warped_attention``
+in :mod:`motionforge.backbones.motion_attention`) are in :mod:`motionforge.backbones.steering`; off or no-ops by default, so the parity holds.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from einops import rearrange
 
-from motionforge.backbones import loading, notes, steering
+from motionforge.backbones import loading, motion_attention, notes, steering
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import Denoiser, RenderRequest, SamplerInput
@@ -292,6 +292,8 @@ class AnimateDiffBackbone:
             flow = steering.flow_at_strength(plan.flow, plan.strength) if config.init_flow_from_strength else plan.flow
             latents, sigmas = steering.latent_init(reference, flow, noise, sigmas, config.init_strength)
         denoiser: Denoiser = KarrasDenoiser(AnimateDiffModel(models.unet, embeddings, negative, config.guidance_scale), schedule)
+        guidance = 1 if negative is None else 2
+        denoiser = motion_attention.warp_attention(denoiser, config, models.unet, plan.flow, noise.shape[-2:], sigmas, guidance)
         if config.selective_noising:
             denoiser = SelectiveNoising(denoiser, reference)
         denoiser = steering.hold_region(denoiser, config, plan, reference, sigmas)
@@ -315,6 +317,7 @@ class AnimateDiffBackbone:
             )
         used = ["latent_init"] if steering.uses_latent_init(config, request.steps) else []
         used += ["region"] if steering.uses_region(config, request.plan) else []
+        used += ["warped_attention"] if motion_attention.uses_warped_attention(config) else []
         notes.plan_not_followed(self.name, request, used)
 
     @torch.no_grad()

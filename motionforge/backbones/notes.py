@@ -31,5 +31,6 @@ def plan_not_followed(name: str, request: RenderRequest, used: Sequence[str] = (
         tell(
             request,
             f"{name} does not follow the motion plan yet: the controls shape flow.mp4 and hint.png, not the clip "
-            "(backbone.latent_init=true starts the frames from the picture moved along it)",
+            "(backbone.latent_init=true starts the frames from the picture moved along it; backbone.warped_attention=true "
+            "lets temporal attention see the picture's features moved along it)",
         )

@@ -12,6 +12,8 @@
   steps. An Euler step from x to σ' with x0 = ref gives x' − ref = (σ'/σ)(x − ref): outside, the
   latents stay the reference plus the sampler's own noise (one draw, the initial latents', shrinking
   with σ), and the last step to σ = 0 lands on the reference exactly. Samplers see only a Denoiser.
+- ``warped_attention`` (Motion-I2V's motion-augmented temporal attention): in
+  :mod:`motionforge.backbones.motion_attention`.
 - strength: SVD maps the plan's M_s to ``motion_bucket_id`` (:func:`motion_bucket`); AnimateDiff
   rescales the flow ``latent_init`` warps by so its M_s is the one asked (:func:`flow_at_strength`).
 """
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from motionforge.backbones import motion_attention
+from motionforge.backbones.motion_attention import WarpedAttentionParams
 from motionforge.core.errors import ConfigError
 from motionforge.core.motion import magnitude, motion_strength, resize_flow
 from motionforge.core.types import Denoiser, MotionPlan
@@ -36,7 +40,7 @@ DEFAULT_BUCKET = 127
 
 
 @dataclass
-class SteeringParams:
+class SteeringParams(WarpedAttentionParams):
     """The zero-shot controls shared by the diffusion backbones; every one off (or a no-op) by default, so parity holds."""
 
     latent_init: bool = False  # frames start from the picture's latent warped along the plan, noised to init_strength's sigma
@@ -46,10 +50,12 @@ class SteeringParams:
     region_feather: float = 1.0  # latent pixels over which the hold fades out at the region's edge
     region_start: float = 0.0  # fraction of the sampled steps where the hold starts
     region_end: float = 1.0  # fraction of the sampled steps where it ends (1: through the last step)
+    # warped_attention, warped_attention_strength, warped_attention_start, warped_attention_end: motion_attention
 
 
 def check(config: SteeringParams) -> None:
-    """Check the steering keys; one sentence per mistake."""
+    """Check the steering keys (warped attention's too); one sentence per mistake."""
+    motion_attention.check(config)
     if not 0.0 < config.init_strength <= 1.0:
         raise ConfigError(f"backbone.init_strength={config.init_strength} must be in (0, 1] (1 = start from pure noise)")
     if not 0.0 <= config.region_strength <= 1.0:

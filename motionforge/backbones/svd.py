@@ -8,8 +8,8 @@ noise_aug_strength), and classifier-free guidance that rises linearly over the c
 embedding and zero image latent). The sigmas and the initial noise are the checkpoint's own
 EulerDiscreteScheduler's, drawn from the run's seed exactly as diffusers draws them, so the same
 seed gives diffusers' video. ``svd_tiny`` is the same code on a small random model built from config.
-The zero-shot motion controls (``latent_init``, ``region``, ``motion_bucket_from_strength``) are in
-:mod:`motionforge.backbones.steering`; off or no-ops by default, so the parity holds.
+The zero-shot motion controls (``latent_init``, ``region``, ``motion_bucket_from_strength``, and
+``warped_attention`` in :mod:`motionforge.backbones.motion_attention`) are in :mod:`motionforge.backbones.steering`; off or no-ops by default, so the parity holds.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from einops import rearrange, repeat
 
-from motionforge.backbones import loading, notes, steering
+from motionforge.backbones import loading, motion_attention, notes, steering
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import RenderRequest, SamplerInput
@@ -274,7 +274,10 @@ class SvdBackbone:
             latents, sigmas = steering.latent_init(reference, plan.flow, noise, sigmas, config.init_strength)
         guidance = torch.linspace(config.min_guidance_scale, config.max_guidance_scale, context.num_frames) if guided else None
         model = SvdModel(models.unet, embeddings, image_latents, time_ids, guidance)
-        denoiser = steering.hold_region(KarrasDenoiser(model, schedule), config, plan, reference, sigmas)
+        denoiser = motion_attention.warp_attention(
+            KarrasDenoiser(model, schedule), config, models.unet, plan.flow, noise.shape[-2:], sigmas, 2 if guided else 1
+        )
+        denoiser = steering.hold_region(denoiser, config, plan, reference, sigmas)
         return SamplerInput(denoiser, sigmas, latents.to(context.device), models.window, generator)
 
     @staticmethod
@@ -289,6 +292,7 @@ class SvdBackbone:
         """The steering mechanisms that use the plan in this run (for the log)."""
         used = ["latent_init"] if steering.uses_latent_init(config, request.steps) else []
         used += ["region"] if steering.uses_region(config, request.plan) else []
+        used += ["warped_attention"] if motion_attention.uses_warped_attention(config) else []
         if config.motion_bucket_from_strength and request.plan.strength is not None:
             used.append(f"motion_bucket_id={bucket} from strength {request.plan.strength:g}")
         return used

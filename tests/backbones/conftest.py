@@ -18,6 +18,10 @@ STEERING_DEFAULTS = {
     "region_feather": 1.0,
     "region_start": 0.0,
     "region_end": 1.0,
+    "warped_attention": False,
+    "warped_attention_strength": 1.0,
+    "warped_attention_start": 0.0,
+    "warped_attention_end": 1.0,
 }
 
 
