@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from motionforge import ConfigError, animate, compose_config
-from motionforge.backbones import motion_attention
+from motionforge.backbones import motion_attention, steering
 from motionforge.backbones.motion_attention import MotionAttentionContext, WarpedAttnProcessor
-from tests.backbones.test_steering import BACKBONES, QUIET, request, run
+from tests.backbones.test_steering import BACKBONES, QUIET, box, reference, request, run
 
 
 def attention_module() -> torch.nn.Module:
@@ -119,6 +119,23 @@ def test_warped_attention_changes_the_clip_strength_0_is_bit_identical_and_the_p
     assert not torch.equal(late, off) and not torch.equal(late, on)
 
 
+def test_the_processors_are_restored_when_a_denoiser_call_fails() -> None:
+    unet = BACKBONES["animatediff_tiny"][0]().load(BACKBONES["animatediff_tiny"][1](), torch.device("cpu")).unet
+    before = unet.attn_processors
+    seen: list = []
+
+    class Failing:
+        def denoise(self, x: torch.Tensor, sigma: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+            seen.append(type(unet.attn_processors[next(iter(motion_attention.temporal_layers(unet)))]).__name__)
+            raise KeyboardInterrupt
+
+    context = MotionAttentionContext(torch.zeros(4, 2, 64, 64), 8, 8)
+    wrapper = motion_attention.WarpedAttention(Failing(), unet, context, torch.tensor([2.0, 1.0, 0.0]), 0.0, 1.0)
+    with pytest.raises(KeyboardInterrupt):
+        wrapper.denoise(torch.zeros(1, 4, 4, 8, 8), torch.tensor(2.0), torch.arange(4))
+    assert seen == ["WarpedAttnProcessor"] and unet.attn_processors == before
+
+
 def test_the_temporal_layers_are_the_motion_modules_and_svds_temporal_attn1() -> None:
     svd = motion_attention.temporal_layers(BACKBONES["svd_tiny"][0]().load(BACKBONES["svd_tiny"][1](), torch.device("cpu")).unet)
     assert svd and all(".temporal_transformer_blocks." in key and key.endswith("attn1.processor") for key in svd)
@@ -138,6 +155,27 @@ def test_a_camera_pan_through_the_config_with_guidance_changes_the_frames(name) 
     zero = animate(compose_config([*keys, "backbone.warped_attention=true", "backbone.warped_attention_strength=0"])).frames
     assert not torch.equal(torch.as_tensor(off), torch.as_tensor(on))
     assert torch.equal(torch.as_tensor(off), torch.as_tensor(zero))
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_warped_attention_combines_with_latent_init_and_the_region_hold(name) -> None:
+    brushed = request(region=box())
+    without, _ = run(name, brushed, latent_init=True)
+    combined, _ = run(name, brushed, latent_init=True, warped_attention=True, warped_attention_strength=0.5)
+    assert not torch.equal(without, combined)
+    if name == "svd_tiny":  # the hold still lands the outside of the region on the reference exactly
+        ref = reference(name, brushed)[:, None]  # [1, 1, C, h, w]
+        outside = (steering.feathered(box(), 8, 8, 1.0) == 0).expand_as(combined)  # [1, F, C, h, w]
+        assert torch.equal(combined[outside], ref.expand_as(combined)[outside])
+
+
+def test_a_run_with_warped_attention_follows_the_plan_in_its_notes() -> None:
+    keys = ["backbone=svd_tiny", "adapters=[camera]", "adapters.camera.pan=[3,0]", "num_frames=4", "steps=2"]
+    keys += ["output.save=false", *QUIET]
+    plain = animate(compose_config(keys)).metadata["notes"]
+    warped = animate(compose_config([*keys, "backbone.warped_attention=true"])).metadata["notes"]
+    assert any("does not follow the motion plan" in note for note in plain)
+    assert not any("does not follow the motion plan" in note for note in warped)
 
 
 MISTAKES = {
