@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from einops import rearrange
 
-from motionforge.backbones import loading, motion_attention, notes, steering
+from motionforge.backbones import loading, motion_attention, notes, runtime, steering
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import Denoiser, RenderRequest, SamplerInput
@@ -43,8 +43,8 @@ WINDOW = 16  # AnimateDiff's motion modules are trained on 16 frames
 
 
 @dataclass
-class AnimateDiffParams(steering.SteeringParams):
-    """AnimateDiff's parameters, with AnimateDiffPipeline's names and defaults, Motion-I2V's image conditioning, the steering keys."""
+class AnimateDiffParams(steering.SteeringParams, runtime.RuntimeParams):
+    """AnimateDiff's parameters, with AnimateDiffPipeline's names and defaults, Motion-I2V's image conditioning, the steering and device keys."""
 
     guidance_scale: float = 7.5  # classifier-free guidance on the prompt (1 or less: none)
     negative_prompt: str | None = None  # what to steer away from (null: the empty prompt)
@@ -266,8 +266,11 @@ class AnimateDiffBackbone:
         dtype = loading.resolve_dtype(config.dtype, device)
         folder = loading.local_folder(config.pretrained, "backbone.pretrained", WHAT, tiny="animatediff_tiny")
         adapter = loading.local_folder(config.motion_adapter, "backbone.motion_adapter", ADAPTER_WHAT, tiny="animatediff_tiny")
-        key = ("animatediff", str(folder), str(adapter), config.allow_pickle, str(dtype), str(device))
-        return loading.MODELS.get(key, lambda: load_folders(folder, adapter, config.allow_pickle, dtype, device))
+        key = ("animatediff", str(folder), str(adapter), config.allow_pickle, str(dtype), str(device), config.cpu_offload)
+        where = runtime.load_device(config, device)
+        return loading.MODELS.get(
+            key, lambda: offloaded(load_folders(folder, adapter, config.allow_pickle, dtype, where), config, device)
+        )
 
     @torch.no_grad()
     def prepare(self, config: Any, request: RenderRequest) -> SamplerInput:
@@ -277,7 +280,9 @@ class AnimateDiffBackbone:
         check_params(config)
         steering.check(config)
         context, plan = request.context, request.plan
+        runtime.check(config, context.device)
         models = self.load(config, context.device)
+        runtime.set_unet_attention(models.unet, config)
         self.explain(config, request)
         generator = torch.Generator("cpu").manual_seed(request.seed)
         embeddings = encode_prompt(models, request.prompt)  # [1, S, D]
@@ -293,7 +298,10 @@ class AnimateDiffBackbone:
             latents, sigmas = steering.latent_init(reference, flow, noise, sigmas, config.init_strength)
         denoiser: Denoiser = KarrasDenoiser(AnimateDiffModel(models.unet, embeddings, negative, config.guidance_scale), schedule)
         guidance = 1 if negative is None else 2
-        denoiser = motion_attention.warp_attention(denoiser, config, models.unet, plan.flow, noise.shape[-2:], sigmas, guidance)
+        backends = runtime.warped_backends(config)
+        denoiser = motion_attention.warp_attention(
+            denoiser, config, models.unet, plan.flow, noise.shape[-2:], sigmas, guidance, backends
+        )
         if config.selective_noising:
             denoiser = SelectiveNoising(denoiser, reference)
         denoiser = steering.hold_region(denoiser, config, plan, reference, sigmas)
@@ -343,12 +351,20 @@ class AnimateDiffTinyBackbone(AnimateDiffBackbone):
     def load(self, config: Any, device: torch.device) -> AnimateDiffModels:
         """The tiny components on device in the config's dtype (built once per process, seed 0)."""
         dtype = loading.resolve_dtype(config.dtype, device)
-        return loading.MODELS.get(("animatediff_tiny", str(dtype), str(device)), lambda: tiny_models(dtype, device))
+        key = ("animatediff_tiny", str(dtype), str(device), config.cpu_offload)
+        return loading.MODELS.get(key, lambda: offloaded(tiny_models(dtype, runtime.load_device(config, device)), config, device))
 
     def explain(self, config: Any, request: RenderRequest) -> None:
         """Say that the weights are random, then what AnimateDiff leaves out."""
         notes.random_weights(self.name, request)
         super().explain(config, request)
+
+
+def offloaded(models: AnimateDiffModels, config: Any, device: torch.device) -> AnimateDiffModels:
+    """The models with accelerate's CPU offload hooks (text encoder, UNet, VAE) under cpu_offload, else as they are."""
+    if config.cpu_offload:
+        runtime.offload([models.text_encoder, models.unet, models.vae], device)
+    return models
 
 
 def tiny_models(dtype: torch.dtype, device: torch.device, seed: int = 0) -> AnimateDiffModels:

@@ -72,6 +72,8 @@ class MotionAttentionContext:
     guidance: int = 1  # sequences per latent in the UNet's batch (2 with classifier-free guidance)
     batch: int = 1  # the UNet's batch in the current call (latent batch × guidance)
     frames: torch.Tensor | None = None  # [Fw] the clip's frame indices in the current window
+    attention_backend: str | None = None  # motionforge.kernels backend= of temporal_attention (None: automatic)
+    splat_backend: str | None = None  # motionforge.kernels backend= of splat (None: automatic)
     _flows: dict[tuple[int, int, str], torch.Tensor] = field(default_factory=dict, repr=False)
 
     def flow_at(self, height: int, width: int, device: torch.device) -> torch.Tensor:
@@ -148,7 +150,9 @@ class WarpedAttnProcessor:
         source = rearrange(source, "(b h w) c -> b c h w", b=batch, h=height, w=width)  # [B, C, h, w]
         flow = context.flow_at(height, width, hidden_states.device)[frames[others].to(hidden_states.device)]  # [N, 2, h, w]
         count = len(others)
-        warped = splat(source.repeat_interleave(count, dim=0), flow.repeat(batch, 1, 1, 1), "avg")  # [B·N, C, h, w]
+        warped = splat(
+            source.repeat_interleave(count, dim=0), flow.repeat(batch, 1, 1, 1), "avg", backend=context.splat_backend
+        )  # [B·N, C, h, w]
         warped = rearrange(warped, "(b n) c h w -> (b h w) n c", b=batch)  # [S, N, C]
         if positions is not None:
             warped = warped + positions[others]
@@ -171,7 +175,9 @@ class WarpedAttnProcessor:
             query = attn.norm_q(query)
         if attn.norm_k is not None:
             key, key_extra = attn.norm_k(key), attn.norm_k(key_extra)
-        out = temporal_attention(query, key, value, key_extra, value_extra, attn.scale)  # [S, heads, L, d]
+        out = temporal_attention(
+            query, key, value, key_extra, value_extra, attn.scale, backend=self.context.attention_backend
+        )  # [S, heads, L, d]
         out = attn.to_out[1](attn.to_out[0](rearrange(out, "s n l d -> s l (n d)").to(query.dtype)))  # [S, L, C]
         if attn.residual_connection:
             out = out + residual
@@ -236,13 +242,16 @@ def warp_attention(
     latent_size: tuple[int, int],
     sigmas: torch.Tensor,
     guidance: int,
+    backends: tuple[str | None, str | None] = (None, None),
 ) -> Denoiser:
     """Wrap the denoiser in warped attention when it applies (else return it unchanged).
 
     flow [F, 2, H, W] the plan's f_{0→i} in working pixels; latent_size (h, w) at the UNet's input;
-    sigmas [T+1] the schedule the sampler runs; guidance 2 when the UNet's batch doubles for guidance.
+    sigmas [T+1] the schedule the sampler runs; guidance 2 when the UNet's batch doubles for guidance;
+    backends the kernels' backend= of temporal_attention and splat (None: automatic).
     """
     if not uses_warped_attention(config):
         return denoiser
     context = MotionAttentionContext(flow, *latent_size, strength=config.warped_attention_strength, guidance=guidance)
+    context.attention_backend, context.splat_backend = backends
     return WarpedAttention(denoiser, unet, context, sigmas, config.warped_attention_start, config.warped_attention_end)

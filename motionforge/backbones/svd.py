@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from einops import rearrange, repeat
 
-from motionforge.backbones import loading, motion_attention, notes, steering
+from motionforge.backbones import loading, motion_attention, notes, runtime, steering
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import RenderRequest, SamplerInput
@@ -44,8 +44,8 @@ CLIP_SIZE = (224, 224)  # SVD's CLIP input size
 
 
 @dataclass
-class SvdParams(steering.SteeringParams):
-    """SVD's conditioning parameters, with StableVideoDiffusionPipeline's names and defaults, and the steering keys."""
+class SvdParams(steering.SteeringParams, runtime.RuntimeParams):
+    """SVD's conditioning parameters, with StableVideoDiffusionPipeline's names and defaults, the steering and device keys."""
 
     fps: int = 7  # the frame rate the model is conditioned on (as diffusers, independent of the output's fps)
     motion_bucket_id: int = 127  # more motion with higher values
@@ -242,8 +242,9 @@ class SvdBackbone:
         """The checkpoint's components on device in the config's dtype (loaded once per process)."""
         dtype = loading.resolve_dtype(config.dtype, device)
         folder = loading.local_folder(config.pretrained, "backbone.pretrained", WHAT, tiny="svd_tiny")
-        key = ("svd", str(folder), config.allow_pickle, str(dtype), str(device))
-        return loading.MODELS.get(key, lambda: load_folder(folder, config.allow_pickle, dtype, device))
+        key = ("svd", str(folder), config.allow_pickle, str(dtype), str(device), config.cpu_offload)
+        where = runtime.load_device(config, device)
+        return loading.MODELS.get(key, lambda: offloaded(load_folder(folder, config.allow_pickle, dtype, where), config, device))
 
     @torch.no_grad()
     def prepare(self, config: Any, request: RenderRequest) -> SamplerInput:
@@ -253,7 +254,9 @@ class SvdBackbone:
         check_params(config)
         steering.check(config)
         context, plan = request.context, request.plan
+        runtime.check(config, context.device)
         models = self.load(config, context.device)
+        runtime.set_unet_attention(models.unet, config)
         bucket = self.motion_bucket(config, request)
         self.explain(request, self.steered(config, request, bucket))
         generator = torch.Generator("cpu").manual_seed(request.seed)
@@ -275,7 +278,14 @@ class SvdBackbone:
         guidance = torch.linspace(config.min_guidance_scale, config.max_guidance_scale, context.num_frames) if guided else None
         model = SvdModel(models.unet, embeddings, image_latents, time_ids, guidance)
         denoiser = motion_attention.warp_attention(
-            KarrasDenoiser(model, schedule), config, models.unet, plan.flow, noise.shape[-2:], sigmas, 2 if guided else 1
+            KarrasDenoiser(model, schedule),
+            config,
+            models.unet,
+            plan.flow,
+            noise.shape[-2:],
+            sigmas,
+            2 if guided else 1,
+            runtime.warped_backends(config),
         )
         denoiser = steering.hold_region(denoiser, config, plan, reference, sigmas)
         return SamplerInput(denoiser, sigmas, latents.to(context.device), models.window, generator)
@@ -355,12 +365,20 @@ class SvdTinyBackbone(SvdBackbone):
     def load(self, config: Any, device: torch.device) -> SvdModels:
         """The tiny components on device in the config's dtype (built once per process, seed 0)."""
         dtype = loading.resolve_dtype(config.dtype, device)
-        return loading.MODELS.get(("svd_tiny", str(dtype), str(device)), lambda: tiny_models(dtype, device))
+        key = ("svd_tiny", str(dtype), str(device), config.cpu_offload)
+        return loading.MODELS.get(key, lambda: offloaded(tiny_models(dtype, runtime.load_device(config, device)), config, device))
 
     def explain(self, request: RenderRequest, used: list[str] | None = None) -> None:
         """Say that the weights are random, then what SVD leaves out."""
         notes.random_weights(self.name, request)
         super().explain(request, used)
+
+
+def offloaded(models: SvdModels, config: Any, device: torch.device) -> SvdModels:
+    """The models with accelerate's CPU offload hooks (image encoder, UNet, VAE) under cpu_offload, else as they are."""
+    if config.cpu_offload:
+        runtime.offload([models.image_encoder, models.unet, models.vae], device)
+    return models
 
 
 def tiny_models(dtype: torch.dtype, device: torch.device, seed: int = 0) -> SvdModels:

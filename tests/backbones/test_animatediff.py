@@ -169,6 +169,8 @@ def test_animatediff_is_registered_with_diffusers_names_and_defaults() -> None:
         "selective_noising": True,
         "decode_chunk_size": 16,
         "dtype": "auto",
+        "attention": "auto",
+        "cpu_offload": False,
         "pretrained": None,
         "motion_adapter": None,
         "allow_pickle": False,

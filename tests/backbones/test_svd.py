@@ -157,6 +157,8 @@ def test_svd_is_registered_with_diffusers_names_and_defaults() -> None:
         "max_guidance_scale": 3.0,
         "decode_chunk_size": None,
         "dtype": "auto",
+        "attention": "auto",
+        "cpu_offload": False,
         "pretrained": None,
         "allow_pickle": False,
         "name": "svd",
