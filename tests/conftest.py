@@ -7,6 +7,8 @@ import os
 # Before motionforge loads any plugin: no entry points unless a test asks (subprocesses inherit it).
 os.environ["MOTIONFORGE_LOAD_PLUGINS"] = ""
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# Tests never reach the network: weights come from tiny models saved to temporary folders.
+os.environ["HF_HUB_OFFLINE"] = "1"
 # Triton kernels run on CPU tensors through Triton's interpreter; it must be on before any kernel is defined.
 os.environ["TRITON_INTERPRET"] = "1"
 

@@ -52,3 +52,18 @@ def test_each_control_command_runs_from_the_repository_root(command, tmp_path, m
     run = tmp_path / "run"
     assert main([*shlex.split(command)[1:], *smaller, f"hydra.run.dir={run}"]) == 0
     assert (run / "animation.mp4").is_file() and (run / "manifest.json").is_file()
+
+
+def backbone_commands() -> list[str]:
+    """The tiny-model `motionforge animate` lines of the README's Diffusion backbones section (the others need checkpoints)."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Diffusion backbones") : text.index("## Controls")]
+    lines = [line for block in re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL) for line in block.splitlines()]
+    return [line for line in lines if line.startswith("motionforge animate") and "_tiny" in line]
+
+
+@pytest.mark.parametrize("command", backbone_commands())
+def test_each_tiny_backbone_command_runs(command, tmp_path) -> None:
+    run = tmp_path / "run"
+    assert main([*shlex.split(command)[1:], "progress=false", "output.gif=false", f"hydra.run.dir={run}"]) == 0
+    assert (run / "animation.mp4").is_file()

@@ -265,6 +265,7 @@ def animate(cfg: DictConfig | None = None) -> Video:
         "prompt": settings.prompt,
         "device": str(settings.device),
         **record,
+        "notes": request.notes,
         "adapters": {name: config_dict(config) for name, config in adapter_configs.items()},
         "plan": {
             "sources": plan.sources,

@@ -34,6 +34,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "motionforge.adapters.motion_strength",
     "motionforge.adapters.camera",
     "motionforge.backbones.warp",
+    "motionforge.backbones.svd",
+    "motionforge.backbones.animatediff",
     "motionforge.samplers.single",
 )
 

@@ -155,13 +155,15 @@ class RenderRequest:
     steps: int = 25
     seed: int = 0
     progress: bool = False
+    notes: list[str] = field(default_factory=list)  # what the backbone wants the manifest to say (e.g. random weights)
 
 
 @dataclass
 class SamplerInput:
     """What a diffusion backbone hands a sampler: a denoiser, a sigma schedule and the initial latents.
 
-    ``latents`` [B, F, C, h, w] are already scaled to ``sigmas[0]``; ``sigmas`` [T+1] ends with 0;
+    ``latents`` [B, F, C, h, w] are already scaled to ``sigmas[0]``; ``sigmas`` [T+1] descend to the
+    backbone's final sigma (0, or DDIM's small final sigma: the backbone's decode knows it);
     ``window`` is the backbone's native number of frames per denoiser call; ``generator`` is the
     run's seeded CPU generator, for samplers that draw noise.
     """

@@ -1,0 +1,198 @@
+"""Zero-shot motion control for the diffusion backbones: warped latent initialisation, the region hold, the strength map.
+
+- ``latent_init`` (Controllable Longer Image Animation, Motion-I2V's zero-shot video-to-video): frame i
+  starts from the picture's clean latent forward-splatted along the plan's f_{0→i} at latent
+  resolution (softmax splatting, faster motion in front; where less than one source cell lands, the
+  unwarped reference shows through in proportion, so disocclusions show the picture as it was),
+  noised to the sigma at index round((1 − init_strength)·T) of the schedule, as diffusers' img2vid
+  ``strength``: x = warped + σ_start·noise with the backbone's own noise draw, and the sampler runs
+  the schedule from there (fewer steps). A start index of 0 is pure noise: the run is untouched.
+- ``region`` (the motion brush): a Denoiser wrapper returns x0 = the reference latent outside the
+  plan's region (feathered at latent resolution, blended by ``region_strength``) during the active
+  steps. An Euler step from x to σ' with x0 = ref gives x' − ref = (σ'/σ)(x − ref): outside, the
+  latents stay the reference plus the sampler's own noise (one draw, the initial latents', shrinking
+  with σ), and the last step to σ = 0 lands on the reference exactly. Samplers see only a Denoiser.
+- ``warped_attention`` (Motion-I2V's motion-augmented temporal attention): in
+  :mod:`motionforge.backbones.motion_attention`.
+- strength: SVD maps the plan's M_s to ``motion_bucket_id`` (:func:`motion_bucket`); AnimateDiff
+  rescales the flow ``latent_init`` warps by so its M_s is the one asked (:func:`flow_at_strength`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from motionforge.backbones import motion_attention
+from motionforge.backbones.motion_attention import WarpedAttentionParams
+from motionforge.core.errors import ConfigError
+from motionforge.core.motion import magnitude, motion_strength, resize_flow
+from motionforge.core.types import Denoiser, MotionPlan
+from motionforge.kernels import splat
+
+OCCLUSION = 0.5  # softmax splatting metric per latent pixel of motion: where cells collide, the faster one is in front
+# M_s of the bundled sample (2.04 px/frame at 512 px) as a share of the longer side: SVD's default bucket 127
+REFERENCE_MOTION = 0.004
+DEFAULT_BUCKET = 127
+
+
+@dataclass
+class SteeringParams(WarpedAttentionParams):
+    """The zero-shot controls shared by the diffusion backbones; every one off (or a no-op) by default, so parity holds."""
+
+    latent_init: bool = False  # frames start from the picture's latent warped along the plan, noised to init_strength's sigma
+    init_strength: float = 0.7  # (0, 1]: how much noise latent_init starts from (1 = pure noise: off); lower runs fewer steps
+    region: bool = True  # hold the latents outside the plan's region (the brush) at the picture's; a no-op without a region
+    region_strength: float = 1.0  # [0, 1]: how firmly the outside is held (0: off)
+    region_feather: float = 1.0  # latent pixels over which the hold fades out at the region's edge
+    region_start: float = 0.0  # fraction of the sampled steps where the hold starts
+    region_end: float = 1.0  # fraction of the sampled steps where it ends (1: through the last step)
+    # warped_attention, warped_attention_strength, warped_attention_start, warped_attention_end: motion_attention
+
+
+def check(config: SteeringParams) -> None:
+    """Check the steering keys (warped attention's too); one sentence per mistake."""
+    motion_attention.check(config)
+    if not 0.0 < config.init_strength <= 1.0:
+        raise ConfigError(f"backbone.init_strength={config.init_strength} must be in (0, 1] (1 = start from pure noise)")
+    if not 0.0 <= config.region_strength <= 1.0:
+        raise ConfigError(f"backbone.region_strength={config.region_strength} must be in [0, 1] (0 = no hold)")
+    if config.region_feather < 0:
+        raise ConfigError(f"backbone.region_feather={config.region_feather} must be zero or more (latent pixels)")
+    if not 0.0 <= config.region_start < config.region_end <= 1.0:
+        raise ConfigError(
+            f"backbone.region_start={config.region_start} and backbone.region_end={config.region_end} must satisfy "
+            "0 <= region_start < region_end <= 1"
+        )
+
+
+def start_index(init_strength: float, steps: int) -> int:
+    """The schedule index latent_init starts at: round((1 − init_strength)·T), at most T − 1 (one step is always run)."""
+    return min(round((1.0 - init_strength) * steps), steps - 1)
+
+
+def uses_latent_init(config: SteeringParams, steps: int) -> bool:
+    """Whether latent_init changes this run (it is on and starts below the top of the schedule)."""
+    return bool(config.latent_init) and steps > 0 and start_index(config.init_strength, steps) > 0
+
+
+def uses_region(config: SteeringParams, plan: MotionPlan) -> bool:
+    """Whether the region hold changes this run (on, with a strength, and the plan has a region)."""
+    return bool(config.region) and config.region_strength > 0 and plan.region is not None
+
+
+def flow_at_strength(flow: torch.Tensor, strength: float | None) -> torch.Tensor:
+    """Flows [F, 2, H, W] rescaled so their M_s is ``strength`` (unchanged without a strength or without motion)."""
+    current = motion_strength(flow)
+    if strength is None or current <= 0:
+        return flow
+    return flow * (strength / current)
+
+
+def motion_bucket(strength: float | None, height: int, width: int, default: int = DEFAULT_BUCKET) -> int:
+    """SVD's motion_bucket_id for a motion strength M_s (px/frame at height×width): clamp(round(127·M_s/M_ref), 1, 255).
+
+    M_ref = 0.004 × the longer side is the bundled sample's M_s (2.04 px/frame at 512 px), so its
+    motion maps to diffusers' default 127 and twice it to 254; the map is linear through 0 and
+    monotone. Without a strength the configured ``default`` is kept.
+    """
+    if strength is None:
+        return default
+    reference = REFERENCE_MOTION * max(height, width)
+    return int(min(255, max(1, round(DEFAULT_BUCKET * strength / reference))))
+
+
+def warp_reference(reference: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """The reference latent [1, C, h, w] forward-splatted along flows [F, 2, h, w] (latent pixels): [F, C, h, w].
+
+    Softmax splatting with faster motion in front; a cell that receives coverage c < 1 is
+    c·splatted + (1 − c)·reference (holes show the unwarped reference); frames with no motion are
+    the reference exactly.
+    """
+    frames = flow.shape[0]
+    out = reference.expand(frames, -1, -1, -1).clone()  # [F, C, h, w]
+    moving = flow.flatten(1).abs().amax(dim=1) > 0  # [F]
+    if not bool(moving.any()):
+        return out
+    source = reference.float()
+    moved = flow[moving].float()  # [M, 2, h, w]
+    warped = splat(source, moved, "softmax", OCCLUSION * magnitude(moved, keepdim=True))  # [M, C, h, w]
+    coverage = splat(torch.ones_like(source[:, :1]), moved, "sum").clamp(max=1.0)  # [M, 1, h, w]
+    out[moving] = (coverage * warped + (1 - coverage) * source).to(out.dtype)
+    return out
+
+
+def latent_init(
+    reference: torch.Tensor, flow: torch.Tensor, noise: torch.Tensor, sigmas: torch.Tensor, init_strength: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warped, noised initial latents and the shortened schedule.
+
+    reference [1, C, h, w] clean latent in sigma space at σ = 0; flow [F, 2, H, W] working pixels;
+    noise [1, F, C, h, w] unit Gaussian; sigmas [T+1] → (latents [1, F, C, h, w] at sigmas[s], sigmas[s:]).
+    """
+    start = start_index(init_strength, len(sigmas) - 1)
+    height, width = reference.shape[-2:]
+    small = resize_flow(flow.to(reference.device).float(), height, width)  # [F, 2, h, w] in latent pixels
+    warped = warp_reference(reference, small)[None]  # [1, F, C, h, w]
+    sigma = sigmas[start].to(noise.dtype)
+    return warped.to(noise.dtype) + sigma * noise.to(warped.device), sigmas[start:]
+
+
+def feathered(region: torch.Tensor, height: int, width: int, feather: float) -> torch.Tensor:
+    """The plan's region [1, 1, H, W] at latent size, its edge faded outwards over ``feather`` latent pixels: [1, 1, h, w].
+
+    The region is area-averaged to h×w, blurred by a Gaussian (σ = feather/2, cut at ``feather``
+    cells, so cells further out stay exactly 0) and kept at least as large as it was.
+    """
+    inside = F.interpolate(region.float(), size=(height, width), mode="area")  # [1, 1, h, w]
+    radius = math.ceil(feather)
+    if radius < 1:
+        return inside
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=inside.device)
+    kernel = torch.exp(-0.5 * (offsets / (feather / 2)) ** 2)
+    kernel = kernel / kernel.sum()  # [K]
+    blurred = F.conv2d(inside, kernel.view(1, 1, 1, -1), padding=(0, radius))
+    blurred = F.conv2d(blurred, kernel.view(1, 1, -1, 1), padding=(radius, 0))  # [1, 1, h, w]
+    return torch.maximum(inside, blurred).clamp(0.0, 1.0)
+
+
+class RegionHold:
+    """A Denoiser wrapper: outside the region x0 is the reference latent (blended by a weight), during the active steps."""
+
+    def __init__(
+        self, inner: Denoiser, reference: torch.Tensor, hold: torch.Tensor, sigmas: torch.Tensor, start: float, end: float
+    ) -> None:
+        self.inner = inner
+        self.reference = reference  # [1, C, h, w] clean latent in sigma space at σ = 0
+        self.hold = hold  # [1, 1, h, w] in [0, 1]: 1 = x0 is the reference there
+        self.sigmas = sigmas.float().cpu()  # [T+1] the schedule the sampler runs
+        steps = len(sigmas) - 1
+        self.steps = range(round(start * steps), round(end * steps))
+
+    def active(self, sigma: torch.Tensor) -> bool:
+        """Whether the step at this sigma (the nearest of the schedule's) is in the active range."""
+        index = int((self.sigmas[:-1] - float(sigma)).abs().argmin())
+        return index in self.steps
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """x [B, Fw, C, h, w] at sigma → x0 with the outside of the region lerped to the reference."""
+        x0 = self.inner.denoise(x, sigma, frames)
+        if not self.active(sigma):
+            return x0
+        reference = self.reference.to(x0)[:, None]  # [1, 1, C, h, w]
+        hold = self.hold.to(x0)[:, None]  # [1, 1, 1, h, w]
+        return torch.lerp(x0, reference.expand_as(x0), hold.expand_as(x0))  # weight 1 gives the reference exactly
+
+
+def hold_region(
+    denoiser: Denoiser, config: SteeringParams, plan: MotionPlan, reference: torch.Tensor, sigmas: torch.Tensor
+) -> Denoiser:
+    """Wrap the denoiser in the region hold when it applies (else return it unchanged)."""
+    if not uses_region(config, plan):
+        return denoiser
+    free = feathered(plan.region.to(reference.device), *reference.shape[-2:], config.region_feather)  # [1, 1, h, w]
+    hold = config.region_strength * (1.0 - free)
+    return RegionHold(denoiser, reference, hold, sigmas, config.region_start, config.region_end)

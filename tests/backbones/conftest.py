@@ -1,0 +1,84 @@
+"""Tiny diffusion checkpoints saved once per session to temporary folders, as a user's local diffusers folders would be."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from motionforge.backbones import loading
+
+STEERING_DEFAULTS = {
+    "latent_init": False,
+    "init_strength": 0.7,
+    "region": True,
+    "region_strength": 1.0,
+    "region_feather": 1.0,
+    "region_start": 0.0,
+    "region_end": 1.0,
+    "warped_attention": False,
+    "warped_attention_strength": 1.0,
+    "warped_attention_start": 0.0,
+    "warped_attention_end": 1.0,
+}
+
+
+@pytest.fixture(scope="session")
+def svd_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Stable Video Diffusion pipeline saved in diffusers format (safetensors)."""
+    from diffusers import StableVideoDiffusionPipeline
+
+    from motionforge.backbones.tiny import tiny_svd_components
+
+    folder = tmp_path_factory.mktemp("svd") / "svd"
+    StableVideoDiffusionPipeline(**tiny_svd_components()).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sd_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny SD1.5-layout folder (StableDiffusionPipeline, DDIM scheduler, no safety checker) in diffusers format."""
+    from diffusers import StableDiffusionPipeline
+
+    from motionforge.backbones.tiny import tiny_sd_components
+
+    folder = tmp_path_factory.mktemp("sd") / "sd15"
+    pipeline = StableDiffusionPipeline(
+        **tiny_sd_components(), safety_checker=None, feature_extractor=None, requires_safety_checker=False
+    )
+    pipeline.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def adapter_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny AnimateDiff motion adapter that fits the tiny SD1.5 UNet, in diffusers format."""
+    from motionforge.backbones.tiny import tiny_motion_adapter
+
+    folder = tmp_path_factory.mktemp("adapter") / "motion_adapter"
+    tiny_motion_adapter().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def picture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 64×64 PNG picture (a gradient with a square), the working size of the tiny models."""
+    ys, xs = np.mgrid[0:64, 0:64]
+    image = np.stack([xs * 4, ys * 4, np.full_like(xs, 120)], axis=-1).astype(np.uint8)
+    image[20:36, 24:40] = (250, 240, 30)
+    path = tmp_path_factory.mktemp("picture") / "picture.png"
+    Image.fromarray(image).save(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_cache() -> None:
+    """Each test loads its models afresh (a test may count loads, or break a folder another test loaded)."""
+    loading.clear_cache()
+
+
+def read_png_frames(folder: Path) -> np.ndarray:
+    """The PNG frames a run wrote (output.frames=true), uint8 [F, H, W, 3]."""
+    return np.stack([np.asarray(Image.open(path).convert("RGB")) for path in sorted(folder.glob("*.png"))])
