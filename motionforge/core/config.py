@@ -48,6 +48,7 @@ class OutputSettings:
     flow: bool = MISSING
     hint: bool = MISSING
     crf: int = MISSING
+    previews: int = MISSING
 
 
 @dataclass
@@ -228,6 +229,8 @@ def check_run(cfg: DictConfig) -> RunSettings:
     if motion.threshold < 0:
         raise ConfigError(f"motion.threshold={motion.threshold} must be zero or more")
     output = cfg.output
+    if output.previews < 0:
+        raise ConfigError(f"output.previews={output.previews} must be 0 (off) or a number of steps between previews")
     if not 0 <= output.crf <= 51:
         raise ConfigError(f"output.crf={output.crf} must be between 0 (lossless) and 51")
     if not output.name or not re.match(r"^[\w.-]+$", output.name):

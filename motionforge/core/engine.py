@@ -28,7 +28,8 @@ from motionforge.core.denoiser import CountingDenoiser
 from motionforge.core.errors import PluginError
 from motionforge.core.motion import DensifySettings, fuse, magnitude
 from motionforge.core.registry import Registry, config_node, get_registry, list_plugins, motionforge_version
-from motionforge.core.types import MotionContext, MotionHint, MotionPlan, RenderRequest, Video
+from motionforge.core.types import MotionContext, MotionHint, MotionPlan, RenderRequest, StepCallback, Video
+from motionforge.core.watch import StepWatcher
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,18 @@ def to_uint8(frames: torch.Tensor) -> np.ndarray:
     return rearrange(quantised, "f c h w -> f h w c").numpy()
 
 
-def render(registry: Registry, cfg: DictConfig, request: RenderRequest, record: dict[str, Any]) -> torch.Tensor:
-    """Render the clip with the configured backbone (and sampler, for diffusion backbones): [F, 3, H, W]."""
+def render(
+    registry: Registry,
+    cfg: DictConfig,
+    request: RenderRequest,
+    record: dict[str, Any],
+    callback: StepCallback | None = None,
+    previews: dict[str, np.ndarray] | None = None,
+) -> torch.Tensor:
+    """Render the clip with the configured backbone (and sampler, for diffusion backbones): [F, 3, H, W].
+
+    ``callback`` is called after every denoiser call; the step previews (``output.previews``) go into ``previews``.
+    """
     entry = registry.get("backbone", cfg.backbone.name)
     config = typed_config("backbone", entry.name, config_node("backbone", entry.cls), cfg.backbone)
     backbone = entry.cls()
@@ -136,11 +147,22 @@ def render(registry: Registry, cfg: DictConfig, request: RenderRequest, record: 
         sampler_entry = registry.get("sampler", cfg.sampler.name)
         sampler_config = typed_config("sampler", sampler_entry.name, config_node("sampler", sampler_entry.cls), cfg.sampler)
         record["sampler"] = config_dict(sampler_config)
+        sampler = sampler_entry.cls()
+        if callable(getattr(sampler, "check", None)):
+            sampler.check(sampler_config)  # before the backbone loads its weights
         problem = backbone.prepare(config, request)
         counter = CountingDenoiser(problem.denoiser)
         problem = dataclasses.replace(problem, denoiser=counter)
-        latents = sampler_entry.cls().sample(sampler_config, problem, disable=not request.progress)
+        watcher = StepWatcher(
+            lambda latents: backbone.decode(config, latents), cfg.output.previews, request.progress, callback, sampler_entry.name
+        )
+        try:
+            latents = sampler.sample(sampler_config, problem, callback=watcher)
+        finally:
+            watcher.close()
         record["denoiser_calls"], record["frame_evaluations"] = counter.calls, counter.frame_evaluations
+        if previews is not None:
+            previews.update(watcher.previews)
         frames = backbone.decode(config, latents)
     expected = (request.context.num_frames, 3, request.context.height, request.context.width)
     if not isinstance(frames, torch.Tensor) or tuple(frames.shape) != expected:
@@ -205,6 +227,10 @@ def write_outputs(video: Video, cfg: DictConfig, run_dir: Path, timings: dict[st
                     io.write_png_frames(target("frames"), frames)
                 if output.flow and plan is not None:
                     io.write_mp4(target("flow.mp4"), io.flow_video(plan.flow), video.fps, crf=output.crf)
+                if video.previews:
+                    folder = target("previews")
+                    for name, strip in sorted(video.previews.items()):
+                        Image.fromarray(strip).save(folder / name)
                 if output.hint and plan is not None:
                     region = None if plan.region is None else plan.region[0, 0]
                     Image.fromarray(io.draw_hint(frames[0], plan.tracks, region)).save(target("hint.png"))
@@ -227,8 +253,11 @@ def _under_hydra() -> bool:
     return HydraConfig.initialized()
 
 
-def animate(cfg: DictConfig | None = None) -> Video:
+def animate(cfg: DictConfig | None = None, *, callback: StepCallback | None = None) -> Video:
     """Animate the configured image under the configured controls and return the Video (saved when output.save).
+
+    ``callback``, for diffusion backbones, is called after every denoiser call with the step's
+    state (see :data:`motionforge.core.types.StepCallback`).
 
     >>> from motionforge import compose_config, animate
     >>> video = animate(compose_config(["num_frames=8", "output.save=false"]))
@@ -251,7 +280,8 @@ def animate(cfg: DictConfig | None = None) -> Video:
             plan: MotionPlan = fuse(hints, context, densify)
         request = RenderRequest(context, plan, settings.prompt, settings.fps, settings.steps, settings.seed, settings.progress)
         with _timed(timings, "render"):
-            frames = to_uint8(render(registry, cfg, request, record))
+            previews: dict[str, np.ndarray] = {}
+            frames = to_uint8(render(registry, cfg, request, record, callback, previews))
     log.info("rendered %d frames at %dx%d with backbone %s", len(frames), context.width, context.height, cfg.backbone.name)
     metadata = {
         "started": started.isoformat(timespec="seconds"),
@@ -281,7 +311,7 @@ def animate(cfg: DictConfig | None = None) -> Video:
         "versions": _versions(),
         "plugins": [{"name": p["name"], "version": p["version"]} for p in list_plugins()],
     }
-    video = Video(frames=frames, fps=settings.fps, metadata=metadata, plan=plan)
+    video = Video(frames=frames, fps=settings.fps, metadata=metadata, plan=plan, previews=previews)
     if cfg.output.save:
         run_dir = run_directory(cfg)
         write_outputs(video, cfg, run_dir, timings)

@@ -37,6 +37,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "motionforge.backbones.svd",
     "motionforge.backbones.animatediff",
     "motionforge.samplers.single",
+    "motionforge.samplers.periodic_overlap",
+    "motionforge.samplers.phased",
 )
 
 # kind → (hook name, config group, package of the stored config, methods the class must have)

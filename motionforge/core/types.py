@@ -117,6 +117,7 @@ class Video:
     fps: float
     metadata: dict[str, Any] = field(default_factory=dict)
     plan: MotionPlan | None = None
+    previews: dict[str, np.ndarray] = field(default_factory=dict)  # previews/<name>.png: uint8 strips of a step's x0 estimate
 
     @property
     def num_frames(self) -> int:
@@ -176,6 +177,14 @@ class SamplerInput:
 
 
 StepCallback = Callable[[dict[str, Any]], None]
+"""Called by a sampler after every denoiser call with the step's state, a dict of:
+
+``i`` the step's index in the schedule (0 … T−1), ``sigma`` and ``sigma_next``, ``x`` the latents
+[B, Fw, C, h, w] of ``frames`` (absolute indices [Fw]) before the step, ``denoised`` their x0
+estimate, ``call`` how many callbacks this run has made (1, 2, …) and ``total`` how many it will
+make; windowed samplers that step windows one at a time add ``window`` (its index). The engine
+uses it for the progress bar and the step previews (``output.previews``).
+"""
 
 
 class Adapter(Protocol):
@@ -229,7 +238,6 @@ class Sampler(Protocol):
         problem: SamplerInput,
         *,
         callback: StepCallback | None = None,
-        disable: bool = True,
     ) -> torch.Tensor:
-        """Return the denoised latents [B, F, C, h, w]."""
+        """Return the denoised latents [B, F, C, h, w], calling ``callback`` after every denoiser call."""
         ...

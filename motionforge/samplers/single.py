@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm.auto import trange
-
-from motionforge.core.denoiser import step_rule
+from motionforge.core.denoiser import check_step, make_stepper
 from motionforge.core.errors import ConfigError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import Denoiser, SamplerInput, StepCallback
@@ -22,28 +20,33 @@ def sample_single(
     *,
     window: int | None = None,
     step: str = "euler",
+    generator: torch.Generator | None = None,
     callback: StepCallback | None = None,
-    disable: bool = True,
 ) -> torch.Tensor:
     """Denoise latents x [B, F, C, h, w] (scaled to sigmas[0]) along sigmas [T+1] as one window; returns x0.
 
     ``window`` is the backbone's native window: a clip longer than it is an error. ``callback``
-    receives ``{"x", "i", "sigma", "sigma_next", "denoised"}`` after every denoiser call.
+    receives the step's state after every denoiser call (see :data:`~motionforge.core.types.StepCallback`).
     """
     num_frames = x.shape[1]
     if window is not None and num_frames > window:
         raise ConfigError(
             f"the single sampler denoises one window, and this backbone's window holds {window} frames, "
-            f"not num_frames={num_frames}; set num_frames={window} or fewer"
+            f"not num_frames={num_frames}; set num_frames={window} or fewer, or use sampler=periodic_overlap "
+            "or sampler=phased for a longer clip"
         )
-    rule = step_rule(step)
+    stepper = make_stepper(step, generator)
     frames = torch.arange(num_frames)
-    for i in trange(len(sigmas) - 1, disable=disable, desc="sampling"):
+    steps = len(sigmas) - 1
+    for i in range(steps):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoiser.denoise(x, sigma, frames)
         if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigma, "sigma_next": sigma_next, "denoised": denoised})
-        x = rule(x, denoised, sigma, sigma_next)
+            callback(
+                {"x": x, "i": i, "sigma": sigma, "sigma_next": sigma_next, "denoised": denoised, "frames": frames,
+                 "call": i + 1, "total": steps}
+            )  # fmt: skip
+        x = stepper(x, denoised, sigma, sigma_next)
     return x
 
 
@@ -51,7 +54,7 @@ def sample_single(
 class SingleConfig:
     """Parameters of the single-window sampler."""
 
-    step: str = "euler"  # the step rule
+    step: str = "euler"  # the step rule: euler | euler_ancestral | dpmpp_2m
 
 
 class SingleSampler:
@@ -60,9 +63,11 @@ class SingleSampler:
     name = "single"
     Config = SingleConfig
 
-    def sample(
-        self, config: SingleConfig, problem: SamplerInput, *, callback: StepCallback | None = None, disable: bool = True
-    ) -> torch.Tensor:
+    def check(self, config: SingleConfig) -> None:
+        """Check the step rule; one sentence when it is unknown."""
+        check_step(config.step)
+
+    def sample(self, config: SingleConfig, problem: SamplerInput, *, callback: StepCallback | None = None) -> torch.Tensor:
         """Run :func:`sample_single` on the backbone's denoiser, schedule and initial latents."""
         return sample_single(
             problem.denoiser,
@@ -70,8 +75,8 @@ class SingleSampler:
             problem.sigmas,
             window=problem.window,
             step=config.step,
+            generator=problem.generator,
             callback=callback,
-            disable=disable,
         )
 
 

@@ -9,38 +9,7 @@ import torch
 
 from motionforge import ConfigError, SamplerInput
 from motionforge.samplers.single import SingleConfig, SingleSampler, sample_single
-
-
-def karras_sigmas(steps: int, sigma_min: float = 0.02, sigma_max: float = 80.0, rho: float = 7.0) -> torch.Tensor:
-    ramp = torch.linspace(0, 1, steps, dtype=torch.float64)
-    sigmas = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
-    return torch.cat([sigmas, torch.zeros(1, dtype=torch.float64)])
-
-
-class PointMass:
-    """The ideal denoiser when all data is one point mu: it always answers mu."""
-
-    def __init__(self, mu: torch.Tensor) -> None:
-        self.mu = mu
-        self.seen: list[tuple[tuple[int, ...], float, list[int]]] = []
-
-    def denoise(self, x, sigma, frames):
-        self.seen.append((tuple(x.shape), float(sigma), frames.tolist()))
-        return self.mu.expand_as(x)
-
-
-class Gaussian:
-    """The ideal denoiser for data N(mu, s²) per element: mu + s²/(s²+σ²)(x − mu)."""
-
-    def __init__(self, mu: float, s: float) -> None:
-        self.mu, self.s = mu, s
-
-    def denoise(self, x, sigma, frames):
-        return self.mu + self.s**2 / (self.s**2 + sigma**2) * (x - self.mu)
-
-
-def noise(shape=(1, 6, 4, 3, 5)) -> torch.Tensor:
-    return torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+from tests.samplers.analytic import Gaussian, PointMass, karras_sigmas, noise
 
 
 def test_euler_follows_a_point_mass_exactly() -> None:
@@ -80,13 +49,13 @@ def test_the_whole_clip_is_one_window_with_absolute_frame_indices() -> None:
 
 
 def test_a_clip_longer_than_the_window_is_refused() -> None:
-    with pytest.raises(ConfigError, match="window holds 4 frames, not num_frames=6; set num_frames=4 or fewer"):
+    with pytest.raises(ConfigError, match="window holds 4 frames, not num_frames=6; set num_frames=4 or fewer, or use sampler=periodic_overlap"):
         sample_single(Gaussian(0, 1), noise(), karras_sigmas(3), window=4)
 
 
 def test_an_unknown_step_rule_is_refused() -> None:
     problem = SamplerInput(Gaussian(0, 1), karras_sigmas(3), noise(), window=8)
-    with pytest.raises(ConfigError, match="sampler.step=heun is not a step rule; choose one of: euler"):
+    with pytest.raises(ConfigError, match="sampler.step=heun is not a step rule; choose one of: euler, euler_ancestral, dpmpp_2m"):
         SingleSampler().sample(SingleConfig(step="heun"), problem)
 
 

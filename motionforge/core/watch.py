@@ -1,0 +1,68 @@
+"""The engine's per-step callback for samplers: the progress bar, the step previews and the caller's own callback."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from einops import rearrange
+from tqdm.auto import tqdm
+
+from motionforge.core.types import StepCallback
+
+PREVIEW_FRAMES = 8  # frames shown side by side in a preview strip
+
+
+class StepWatcher:
+    """Follows a sampler's steps: advances a progress bar, keeps preview strips every ``every`` steps, calls ``then``.
+
+    ``decode`` turns latents [1, Fp, C, h, w] into frames [Fp, 3, H, W] in [0, 1] (the backbone's
+    decode); previews decode the x0 estimate of at most 8 evenly spaced frames of the step.
+    """
+
+    def __init__(
+        self,
+        decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        every: int = 0,
+        progress: bool = False,
+        then: StepCallback | None = None,
+        label: str = "sampling",
+    ) -> None:
+        self.decode, self.every, self.then = decode, every, then
+        self.progress, self.label = progress, label
+        self.bar: Any = None
+        self.previews: dict[str, np.ndarray] = {}  # file name under previews/ → uint8 strip [H, n·W, 3]
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        """Take one step's state (see :data:`motionforge.core.types.StepCallback`)."""
+        if self.progress:
+            if self.bar is None:
+                self.bar = tqdm(total=int(info.get("total", 0)) or None, desc=self.label, leave=False)
+            self.bar.update(1)
+        step = int(info["i"]) + 1
+        if self.every and self.decode is not None and step % self.every == 0:
+            self.previews[preview_name(info)] = self.strip(info["denoised"])
+        if self.then is not None:
+            self.then(info)
+
+    @torch.no_grad()
+    def strip(self, denoised: torch.Tensor) -> np.ndarray:
+        """The decoded x0 estimate of up to 8 evenly spaced frames of denoised [B, Fw, C, h, w], side by side: [H, n·W, 3] uint8."""
+        count = denoised.shape[1]
+        picks = torch.linspace(0, count - 1, min(PREVIEW_FRAMES, count)).round().long().unique()  # [n]
+        frames = self.decode(denoised[:1, picks.to(denoised.device)])  # [n, 3, H, W]
+        pixels = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+        return rearrange(pixels, "n c h w -> h (n w) c").numpy()
+
+    def close(self) -> None:
+        """Close the progress bar."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def preview_name(info: dict[str, Any]) -> str:
+    """A preview's file name: step012.png, or window2_step012.png for samplers that step windows one at a time."""
+    step = f"step{int(info['i']) + 1:03d}.png"
+    return f"window{int(info['window']) + 1}_{step}" if "window" in info else step
