@@ -108,6 +108,22 @@ BAD_INPUTS = {
     "a landmark file of the wrong shape": (["adapters=[landmark]", "adapters.landmark.file={tmp}/flat.npy"], "but must be [T, K, 2]"),
     "a flow file with NaN": (["adapters=[dense_flow]", "adapters.dense_flow.file={tmp}/nan.npy"], "NaN"),
     "a driving video that is not a video": (["adapters=[dense_flow]", "adapters.dense_flow.video={tmp}/tracks.json"], "tracks.json"),
+    "an unknown sampler": (["backbone=animatediff_tiny", "sampler=phazed"], "there is no sampler option 'phazed' (did you mean 'phased'?)"),
+    "a phase split out of range": (["backbone=animatediff_tiny", "sampler=phased", "sampler.gamma=2"], "sampler.gamma=2.0 must be between 0 and 1"),
+    "a stride that skips frames": (
+        ["backbone=animatediff_tiny", "sampler=periodic_overlap", "sampler.stride=40"],
+        "sampler.stride=40 must be between 1 and the window of 16, or frames would fall between windows",
+    ),
+    "a window larger than the backbone's": (
+        ["backbone=animatediff_tiny", "sampler=phased", "sampler.window=32"],
+        "sampler.window=32 is more frames than this backbone's window of 16",
+    ),
+    "an unknown step rule": (["backbone=animatediff_tiny", "sampler.step=heun"], "sampler.step=heun is not a step rule"),
+    "a clip longer than the single window": (
+        ["backbone=animatediff_tiny", "num_frames=20", "height=64", "width=64"],
+        "or use sampler=periodic_overlap or sampler=phased for a longer clip",
+    ),
+    "negative previews": (["output.previews=-1"], "output.previews=-1 must be 0 (off) or a number of steps between previews"),
 }
 
 

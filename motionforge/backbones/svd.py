@@ -3,9 +3,10 @@
 The conditioning is StableVideoDiffusionPipeline's: the CLIP image embedding (the picture resized to
 224×224 with antialiasing), the VAE latent of the picture with ``noise_aug_strength`` Gaussian noise
 added, concatenated to every frame's latents, ``added_time_ids`` = (fps − 1, motion_bucket_id,
-noise_aug_strength), and classifier-free guidance that rises linearly over the clip from
-``min_guidance_scale`` on frame 0 to ``max_guidance_scale`` on the last frame (unconditional: zero
-embedding and zero image latent). The sigmas and the initial noise are the checkpoint's own
+noise_aug_strength), and classifier-free guidance that rises linearly over the window from
+``min_guidance_scale`` on its first frame to ``max_guidance_scale`` on its last (unconditional: zero
+embedding and zero image latent). With the single sampler the window is the clip, as in diffusers;
+the long-video samplers repeat the ramp in every window, as MOFA-Video's released code does. The sigmas and the initial noise are the checkpoint's own
 EulerDiscreteScheduler's, drawn from the run's seed exactly as diffusers draws them, so the same
 seed gives diffusers' video. ``svd_tiny`` is the same code on a small random model built from config.
 The zero-shot motion controls (``latent_init``, ``region``, ``motion_bucket_from_strength``, and
@@ -50,8 +51,8 @@ class SvdParams(steering.SteeringParams, runtime.RuntimeParams):
     fps: int = 7  # the frame rate the model is conditioned on (as diffusers, independent of the output's fps)
     motion_bucket_id: int = 127  # more motion with higher values
     noise_aug_strength: float = 0.02  # noise added to the conditioning image before it is encoded
-    min_guidance_scale: float = 1.0  # guidance on the first frame
-    max_guidance_scale: float = 3.0  # guidance on the last frame (1 or less: no classifier-free guidance)
+    min_guidance_scale: float = 1.0  # guidance on a window's first frame
+    max_guidance_scale: float = 3.0  # guidance on a window's last frame (1 or less: no classifier-free guidance)
     decode_chunk_size: int | None = None  # frames the VAE decodes at once; null = all
     dtype: str = "auto"  # auto (float16 on CUDA, float32 elsewhere) | float32 | float16 | bfloat16
     motion_bucket_from_strength: bool = True  # a motion strength the plan asks for (M_s) sets motion_bucket_id
@@ -100,13 +101,13 @@ class SvdModel:
         embeddings: torch.Tensor,
         image_latents: torch.Tensor,
         time_ids: torch.Tensor,
-        guidance: torch.Tensor | None,
+        guidance: tuple[float, float] | None,
     ) -> None:
         self.unet = unet
         self.embeddings = embeddings  # [1, 1, D] CLIP image embedding
         self.image_latents = image_latents  # [1, C, h, w] VAE latent of the noised picture
         self.time_ids = time_ids  # [1, 3] fps − 1, motion bucket, noise augmentation
-        self.guidance = guidance  # [F] guidance scale of each frame of the clip, or None (no guidance)
+        self.guidance = guidance  # (first, last) guidance scale across a window's frames, or None (no guidance)
 
     def __call__(self, z: torch.Tensor, timestep: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """z [B, Fw, C, h, w] in model space at timestep → guided v-prediction [B, Fw, C, h, w]."""
@@ -124,7 +125,8 @@ class SvdModel:
             sample, timestep, encoder_hidden_states=embeddings, added_time_ids=time_ids.repeat(2, 1), return_dict=False
         )[0]
         uncond, cond = output.chunk(2)  # [B, Fw, C, h, w] each
-        scale = self.guidance.to(z.device)[frames.to(z.device)].to(z.dtype).view(1, window, 1, 1, 1)  # [1, Fw, 1, 1, 1]
+        low, high = self.guidance
+        scale = torch.linspace(low, high, window).to(device=z.device, dtype=z.dtype).view(1, window, 1, 1, 1)  # [1, Fw, 1, 1, 1]
         return uncond + scale * (cond - uncond)
 
 
@@ -275,7 +277,7 @@ class SvdBackbone:
             reference = reference_latent(models, context.image)  # [1, C, h, w]
         if steering.uses_latent_init(config, request.steps):
             latents, sigmas = steering.latent_init(reference, plan.flow, noise, sigmas, config.init_strength)
-        guidance = torch.linspace(config.min_guidance_scale, config.max_guidance_scale, context.num_frames) if guided else None
+        guidance = (config.min_guidance_scale, config.max_guidance_scale) if guided else None
         model = SvdModel(models.unet, embeddings, image_latents, time_ids, guidance)
         denoiser = motion_attention.warp_attention(
             KarrasDenoiser(model, schedule),

@@ -78,7 +78,7 @@ def test_prepare_hands_the_sampler_a_window_of_the_unets_frames_and_diffusers_no
     assert torch.allclose(problem.latents, noise * (700.0**2 + 1) ** 0.5)  # EulerDiscrete's init_noise_sigma for "leading"
 
 
-def test_guidance_rises_over_the_clip_frame_by_frame() -> None:
+def test_guidance_rises_over_the_window_frame_by_frame() -> None:
     calls = []
 
     class Unet:
@@ -89,11 +89,9 @@ def test_guidance_rises_over_the_clip_frame_by_frame() -> None:
             uncond = torch.zeros_like(sample[:1, :, :4])
             return (torch.cat([uncond, torch.ones_like(uncond)]),)
 
-    model = SvdModel(
-        Unet(), torch.ones(1, 1, 8), torch.ones(1, 4, 2, 2), torch.tensor([[6.0, 127.0, 0.02]]), torch.linspace(1, 3, 5)
-    )
-    out = model(torch.zeros(1, 3, 4, 2, 2), torch.tensor(0.5), torch.tensor([2, 3, 4]))
-    assert out[0, :, 0, 0, 0].tolist() == [2.0, 2.5, 3.0]  # guidance of absolute frames 2, 3, 4
+    model = SvdModel(Unet(), torch.ones(1, 1, 8), torch.ones(1, 4, 2, 2), torch.tensor([[6.0, 127.0, 0.02]]), (1.0, 3.0))
+    out = model(torch.zeros(1, 3, 4, 2, 2), torch.tensor(0.5), torch.tensor([7, 8, 9]))
+    assert out[0, :, 0, 0, 0].tolist() == [1.0, 2.0, 3.0]  # from min to max over the window, wherever it is in the clip
     sample, embeddings, time_ids = calls[0]
     assert sample.shape == (2, 3, 8, 2, 2) and float(sample[0, :, 4:].abs().sum()) == 0.0 and bool((sample[1, :, 4:] == 1).all())
     assert embeddings[0].abs().sum() == 0 and bool((embeddings[1] == 1).all()) and time_ids.shape == (2, 3)
