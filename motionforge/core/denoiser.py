@@ -8,7 +8,8 @@ step a clip, or each window, with the same rule). Rules with memory (DPM-Solver+
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
@@ -67,7 +68,10 @@ class DpmSolverPlusPlus2M:
         previous, self.previous = self.previous, (denoised, torch.as_tensor(sigma))
         if float(sigma_next) == 0.0:
             return denoised
-        t, t_next = -torch.log(torch.as_tensor(sigma, dtype=torch.float64)), -torch.log(torch.as_tensor(sigma_next, dtype=torch.float64))
+        t, t_next = (
+            -torch.log(torch.as_tensor(sigma, dtype=torch.float64)),
+            -torch.log(torch.as_tensor(sigma_next, dtype=torch.float64)),
+        )
         h = t_next - t
         estimate = denoised
         if previous is not None:

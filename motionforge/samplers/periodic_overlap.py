@@ -99,7 +99,9 @@ class PeriodicOverlapSampler:
         if config.window is not None and config.window < minimum:
             raise ConfigError(f"sampler.window={config.window} must be at least {minimum} frames")
 
-    def sample(self, config: PeriodicOverlapConfig, problem: SamplerInput, *, callback: StepCallback | None = None) -> torch.Tensor:
+    def sample(
+        self, config: PeriodicOverlapConfig, problem: SamplerInput, *, callback: StepCallback | None = None
+    ) -> torch.Tensor:
         """Run :func:`sample_periodic_overlap` on the backbone's denoiser, schedule and initial latents."""
         self.check(config)
         window = check_window(config.window, problem.window, 2 if config.anchor_first_frame else 1)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from motionforge.core.denoiser import check_step, make_stepper
 from motionforge.core.errors import ConfigError
 from motionforge.core.hookspecs import hookimpl

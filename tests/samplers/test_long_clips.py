@@ -18,7 +18,17 @@ WINDOWS = {"svd_tiny": 14, "animatediff_tiny": 16}
 
 def run(backbone: str, sampler: str, frames: int, steps: int, *keys: str):
     return animate(
-        compose_config([f"backbone={backbone}", f"sampler={sampler}", f"num_frames={frames}", f"steps={steps}", "output.save=false", *TINY, *keys])
+        compose_config(
+            [
+                f"backbone={backbone}",
+                f"sampler={sampler}",
+                f"num_frames={frames}",
+                f"steps={steps}",
+                "output.save=false",
+                *TINY,
+                *keys,
+            ]
+        )
     )
 
 

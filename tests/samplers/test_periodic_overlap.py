@@ -38,7 +38,9 @@ def test_a_framewise_denoiser_gives_the_single_answer_whatever_the_windows() -> 
     x_t, sigmas = noise((1, 40, 4, 3, 5)) * 80.0, karras_sigmas(8)
     single = sample_single(MovingGaussian(0.0, 0.5, 0.1), x_t, sigmas)
     for stride, weighting in ((8, "flat"), (3, "pyramid"), (16, "gaussian")):
-        periodic = sample_periodic_overlap(MovingGaussian(0.0, 0.5, 0.1), x_t, sigmas, window=16, stride=stride, weighting=weighting)
+        periodic = sample_periodic_overlap(
+            MovingGaussian(0.0, 0.5, 0.1), x_t, sigmas, window=16, stride=stride, weighting=weighting
+        )
         torch.testing.assert_close(periodic, single, rtol=0, atol=1e-12)
 
 
@@ -92,7 +94,9 @@ def test_the_callback_gets_the_whole_clip_once_per_step() -> None:
 
 def test_same_seed_same_bytes() -> None:
     def run() -> torch.Tensor:
-        problem = SamplerInput(MovingGaussian(0.1, 0.7, 0.05), karras_sigmas(8), noise((1, 40, 2, 3, 3)), 16, torch.Generator().manual_seed(9))
+        problem = SamplerInput(
+            MovingGaussian(0.1, 0.7, 0.05), karras_sigmas(8), noise((1, 40, 2, 3, 3)), 16, torch.Generator().manual_seed(9)
+        )
         return PeriodicOverlapSampler().sample(PeriodicOverlapConfig(step="euler_ancestral", weighting="pyramid"), problem)
 
     assert torch.equal(run(), run())
@@ -105,7 +109,10 @@ def test_same_seed_same_bytes() -> None:
         (PeriodicOverlapConfig(stride=16, anchor_first_frame=True), "between 1 and window − 1 = 15 with anchor_first_frame"),
         (PeriodicOverlapConfig(window=32), "sampler.window=32 is more frames than this backbone's window of 16"),
         (PeriodicOverlapConfig(window=1, anchor_first_frame=True), "sampler.window=1 must be at least 2 frames"),
-        (PeriodicOverlapConfig(weighting="triangle"), "sampler.weighting=triangle is not a weighting; choose one of: flat, pyramid, gaussian"),
+        (
+            PeriodicOverlapConfig(weighting="triangle"),
+            "sampler.weighting=triangle is not a weighting; choose one of: flat, pyramid, gaussian",
+        ),
         (PeriodicOverlapConfig(step="heun"), "sampler.step=heun is not a step rule"),
     ],
 )

@@ -17,7 +17,9 @@ WINDOW = 8
 
 def phased(denoiser, frames: int = 32, steps: int = 10, seed: int = 0, **keys) -> torch.Tensor:
     """The phased sampler on windows of 8 frames from seeded noise: x0 [1, F, 2, 3, 3]."""
-    problem = SamplerInput(denoiser, karras_sigmas(steps), noise((1, frames, 2, 3, 3)) * 80.0, WINDOW, torch.Generator().manual_seed(seed))
+    problem = SamplerInput(
+        denoiser, karras_sigmas(steps), noise((1, frames, 2, 3, 3)) * 80.0, WINDOW, torch.Generator().manual_seed(seed)
+    )
     return PhasedSampler().sample(PhasedConfig(**keys), problem)
 
 
@@ -30,7 +32,9 @@ def test_gamma_1_makes_every_window_an_exact_copy_of_window_1() -> None:
     assert all(torch.equal(window, first) for window in others)
 
 
-@pytest.mark.parametrize("frames, steps, gamma", [(128, 25, 0.8), (32, 10, 0.5), (40, 7, 0.0), (16, 25, 0.8), (8, 5, 0.8), (24, 6, 1.0)])
+@pytest.mark.parametrize(
+    "frames, steps, gamma", [(128, 25, 0.8), (32, 10, 0.5), (40, 7, 0.0), (16, 25, 0.8), (8, 5, 0.8), (24, 6, 1.0)]
+)
 def test_the_denoiser_runs_for_T_steps_then_T_minus_M_per_later_window(frames, steps, gamma) -> None:
     counter = CountingDenoiser(Gaussian(0.0, 1.0))
     phased(counter, frames=frames, steps=steps, gamma=gamma)
@@ -65,10 +69,16 @@ def test_a_later_window_continues_window_1_from_step_M_under_its_own_frames() ->
         frames = torch.arange(k * WINDOW, (k + 1) * WINDOW)
 
         class Shifted(MovingGaussian):
-            def denoise(self, x, sigma, window_frames):
-                return super().denoise(x, sigma, window_frames + k * WINDOW)
+            """Window k's denoiser seen from a window that starts at frame 0."""
 
-        expected = sample_single(Shifted(0.0, 0.5, 0.25), x_m, sigmas[split:])
+            def __init__(self, start: int) -> None:
+                super().__init__(0.0, 0.5, 0.25)
+                self.start = start
+
+            def denoise(self, x, sigma, window_frames):
+                return super().denoise(x, sigma, window_frames + self.start)
+
+        expected = sample_single(Shifted(k * WINDOW), x_m, sigmas[split:])
         torch.testing.assert_close(out[:, frames], expected, rtol=0, atol=1e-10)
 
 

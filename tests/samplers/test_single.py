@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -36,7 +37,7 @@ def test_euler_converges_to_the_gaussian_ode_solution_at_first_order() -> None:
 
     errors = [error(n) for n in (25, 50, 100, 200)]
     assert errors[-1] < 0.025
-    for coarse, fine in zip(errors, errors[1:]):
+    for coarse, fine in itertools.pairwise(errors):
         assert 0.45 < fine / coarse < 0.55  # halving the step size halves the error: first order
 
 
@@ -49,13 +50,17 @@ def test_the_whole_clip_is_one_window_with_absolute_frame_indices() -> None:
 
 
 def test_a_clip_longer_than_the_window_is_refused() -> None:
-    with pytest.raises(ConfigError, match="window holds 4 frames, not num_frames=6; set num_frames=4 or fewer, or use sampler=periodic_overlap"):
+    with pytest.raises(
+        ConfigError, match="window holds 4 frames, not num_frames=6; set num_frames=4 or fewer, or use sampler=periodic_overlap"
+    ):
         sample_single(Gaussian(0, 1), noise(), karras_sigmas(3), window=4)
 
 
 def test_an_unknown_step_rule_is_refused() -> None:
     problem = SamplerInput(Gaussian(0, 1), karras_sigmas(3), noise(), window=8)
-    with pytest.raises(ConfigError, match="sampler.step=heun is not a step rule; choose one of: euler, euler_ancestral, dpmpp_2m"):
+    with pytest.raises(
+        ConfigError, match="sampler.step=heun is not a step rule; choose one of: euler, euler_ancestral, dpmpp_2m"
+    ):
         SingleSampler().sample(SingleConfig(step="heun"), problem)
 
 
