@@ -45,7 +45,9 @@ def check(config: RuntimeParams, device: torch.device) -> None:
         if device.type != "cuda":
             raise ConfigError(f"backbone.cpu_offload=true needs a CUDA device, not {device.type}; set it to false")
         if importlib.util.find_spec("accelerate") is None:
-            raise ConfigError("backbone.cpu_offload=true needs accelerate, which is not installed (pip install accelerate)")
+            raise ConfigError(
+                "backbone.cpu_offload=true needs accelerate, which is not installed; pip install accelerate (or motionforge[offload])"
+            )
 
 
 def kernel_backend(config: RuntimeParams, op: str) -> str | None:
