@@ -7,6 +7,8 @@ inserted (diffusers' UNetMotionModel.from_unet2d, as AnimateDiffPipeline builds 
 space; the initial noise is drawn from the run's seed exactly as AnimateDiffPipeline draws it. With
 ``selective_noising`` (Motion-I2V), frame 0 of the clip is the clean VAE latent of the picture at
 every step, so the video starts from the picture; without it the backbone is AnimateDiffPipeline.
+An optional IP-Adapter (``ip_adapter``, :mod:`motionforge.backbones.ip_adapter`) also conditions every
+frame on the picture's CLIP image embedding, as AnimateDiffPipeline's ``ip_adapter_image`` does.
 ``animatediff_tiny`` is the same code on a small random model built from config. The zero-shot
 motion controls (``latent_init``, ``region``, ``init_flow_from_strength``, and ``warped_attention``
 in :mod:`motionforge.backbones.motion_attention`) are in :mod:`motionforge.backbones.steering`; off or no-ops by default, so the parity holds.
@@ -16,12 +18,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from einops import rearrange
 
-from motionforge.backbones import loading, motion_attention, notes, runtime, steering
+from motionforge.backbones import ip_adapter, loading, motion_attention, notes, runtime, steering
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import Denoiser, RenderRequest, SamplerInput
@@ -52,6 +55,7 @@ class AnimateDiffParams(steering.SteeringParams, runtime.RuntimeParams):
     decode_chunk_size: int = 16  # frames the VAE decodes at once
     dtype: str = "auto"  # auto (float16 on CUDA, float32 elsewhere) | float32 | float16 | bfloat16
     init_flow_from_strength: bool = True  # latent_init warps along the plan's flow rescaled to the motion strength it asks for
+    ip_adapter_scale: float = 1.0  # weight of the IP-Adapter's image tokens beside the prompt's (set_ip_adapter_scale; 0: off)
 
 
 @dataclass
@@ -61,11 +65,15 @@ class AnimateDiffConfig(AnimateDiffParams):
     pretrained: str | None = None  # local folder of an SD1.5 checkpoint in diffusers format
     motion_adapter: str | None = None  # local folder of a diffusers MotionAdapter for SD1.5
     allow_pickle: bool = False  # also load pickle-based weights (.bin …): only for files you trust
+    ip_adapter: str | None = None  # local IP-Adapter weights file (…/models/ip-adapter_sd15.safetensors); null: none
+    ip_adapter_image_encoder: str | None = None  # local folder of its CLIP image encoder (null: image_encoder/ beside the file)
 
 
 @dataclass
 class AnimateDiffTinyConfig(AnimateDiffParams):
     """Parameters of the animatediff_tiny backbone: the conditioning only (the model is built from config)."""
+
+    ip_adapter: bool = False  # put a tiny random IP-Adapter (and CLIP image encoder) on the model
 
 
 @dataclass
@@ -77,6 +85,7 @@ class AnimateDiffModels:
     text_encoder: Any  # CLIPTextModel
     tokenizer: Any  # CLIPTokenizer
     scheduler_config: dict[str, Any]
+    ip_adapter: ip_adapter.IPAdapterParts | None = None  # the IP-Adapter's image encoder when one is on the UNet
 
     @property
     def vae_scale_factor(self) -> int:
@@ -87,11 +96,19 @@ class AnimateDiffModels:
 class AnimateDiffModel:
     """The motion UNet with one run's prompt embeddings bound; classifier-free guidance inside."""
 
-    def __init__(self, unet: Any, embeddings: torch.Tensor, negative: torch.Tensor | None, guidance_scale: float) -> None:
+    def __init__(
+        self,
+        unet: Any,
+        embeddings: torch.Tensor,
+        negative: torch.Tensor | None,
+        guidance_scale: float,
+        image_embeds: ip_adapter.ImageEmbeds | None = None,
+    ) -> None:
         self.unet = unet
         self.embeddings = embeddings  # [1, S, D] prompt
         self.negative = negative  # [1, S, D] negative prompt, or None (no guidance)
         self.guidance_scale = guidance_scale
+        self.image_embeds = image_embeds  # the picture's IP-Adapter embeddings (negative too under guidance), or None
         self._per_frame: dict[tuple[int, int], torch.Tensor] = {}
 
     def hidden_states(self, batch: int, window: int) -> torch.Tensor:
@@ -110,7 +127,11 @@ class AnimateDiffModel:
         sample = rearrange(z, "b f c h w -> b c f h w")  # the motion UNet's layout
         if self.negative is not None:
             sample = torch.cat([sample, sample])  # [2B, C, Fw, h, w]
-        output = self.unet(sample, timestep.to(z.device), encoder_hidden_states=self.hidden_states(batch, window)).sample
+        added = None
+        if self.image_embeds is not None:
+            added = {"image_embeds": [e.to(z.device) for e in self.image_embeds.batched(batch)]}  # [[G·B, 1, D]]
+        hidden = self.hidden_states(batch, window)
+        output = self.unet(sample, timestep.to(z.device), encoder_hidden_states=hidden, added_cond_kwargs=added).sample
         if self.negative is not None:
             uncond, cond = output.chunk(2)
             output = uncond + self.guidance_scale * (cond - uncond)
@@ -193,14 +214,23 @@ def check_fit(unet: dict[str, Any], adapter: dict[str, Any], folder: Any, adapte
 
 
 def load_folders(
-    folder: Any, adapter_folder: Any, allow_pickle: bool, dtype: torch.dtype, device: torch.device
+    folder: Any,
+    adapter_folder: Any,
+    allow_pickle: bool,
+    dtype: torch.dtype,
+    device: torch.device,
+    ip: tuple[Path, Path] | None = None,
 ) -> AnimateDiffModels:
-    """Load the SD1.5 components and the motion adapter (checked first), insert the motion modules, move to device in dtype."""
+    """Load the SD1.5 components and the motion adapter (checked first), insert the motion modules, move to device in dtype.
+
+    ip: the IP-Adapter's weights file and image encoder folder (its file is read and checked before the rest loads), or None.
+    """
     from diffusers import AutoencoderKL, MotionAdapter, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
     key = "backbone.pretrained"
     check_folders(folder, adapter_folder)
+    state = ip_adapter.read_weights(ip[0]) if ip else None
     load = loading.load_component
 
     def options(path: Any, config_key: str = key) -> dict[str, Any]:
@@ -219,7 +249,8 @@ def load_folders(
     tokenizer = load(CLIPTokenizer.from_pretrained, folder, "tokenizer", key, "the tokenizer", local_files_only=True)
     scheduler = loading.read_config(folder / "scheduler", "scheduler_config.json", key)
     unet, vae, text_encoder = (loading.place(model, device, dtype) for model in (unet, vae, text_encoder))
-    return AnimateDiffModels(unet, vae, text_encoder, tokenizer, scheduler)
+    parts = ip_adapter.load(unet, state, *ip, allow_pickle, dtype) if ip is not None and state is not None else None
+    return AnimateDiffModels(unet, vae, text_encoder, tokenizer, scheduler, parts)
 
 
 def motion_unet(unet2d: Any, adapter: Any, folder: Any = None, adapter_folder: Any = None) -> Any:
@@ -266,10 +297,22 @@ class AnimateDiffBackbone:
         dtype = loading.resolve_dtype(config.dtype, device)
         folder = loading.local_folder(config.pretrained, "backbone.pretrained", WHAT, tiny="animatediff_tiny")
         adapter = loading.local_folder(config.motion_adapter, "backbone.motion_adapter", ADAPTER_WHAT, tiny="animatediff_tiny")
-        key = ("animatediff", str(folder), str(adapter), config.allow_pickle, str(dtype), str(device), config.cpu_offload)
+        ip = None
+        if config.ip_adapter is not None:
+            ip = ip_adapter.paths(config.ip_adapter, config.ip_adapter_image_encoder, config.allow_pickle)
+        key = (
+            "animatediff",
+            str(folder),
+            str(adapter),
+            str(ip),
+            config.allow_pickle,
+            str(dtype),
+            str(device),
+            config.cpu_offload,
+        )
         where = runtime.load_device(config, device)
         return loading.MODELS.get(
-            key, lambda: offloaded(load_folders(folder, adapter, config.allow_pickle, dtype, where), config, device)
+            key, lambda: offloaded(load_folders(folder, adapter, config.allow_pickle, dtype, where, ip), config, device)
         )
 
     @torch.no_grad()
@@ -283,6 +326,8 @@ class AnimateDiffBackbone:
         runtime.check(config, context.device)
         models = self.load(config, context.device)
         runtime.set_unet_attention(models.unet, config)
+        if models.ip_adapter is not None:
+            ip_adapter.set_scale(models.unet, models.ip_adapter, config.ip_adapter_scale)
         self.explain(config, request)
         generator = torch.Generator("cpu").manual_seed(request.seed)
         embeddings = encode_prompt(models, request.prompt)  # [1, S, D]
@@ -296,7 +341,12 @@ class AnimateDiffBackbone:
         if initialised:
             flow = steering.flow_at_strength(plan.flow, plan.strength) if config.init_flow_from_strength else plan.flow
             latents, sigmas = steering.latent_init(reference, flow, noise, sigmas, config.init_strength)
-        denoiser: Denoiser = KarrasDenoiser(AnimateDiffModel(models.unet, embeddings, negative, config.guidance_scale), schedule)
+        image_embeds = None
+        if models.ip_adapter is not None:
+            hidden_states = ip_adapter.reads_hidden_states(models.unet)
+            image_embeds = ip_adapter.encode(models.ip_adapter, context.image, hidden_states, guidance=negative is not None)
+        model = AnimateDiffModel(models.unet, embeddings, negative, config.guidance_scale, image_embeds)
+        denoiser: Denoiser = KarrasDenoiser(model, schedule)
         guidance = 1 if negative is None else 2
         backends = runtime.warped_backends(config)
         denoiser = motion_attention.warp_attention(
@@ -320,9 +370,8 @@ class AnimateDiffBackbone:
     def explain(self, config: Any, request: RenderRequest) -> None:
         """Say what this backbone leaves out of the run: the picture (without selective noising) and the plan's motion."""
         if not config.selective_noising:
-            log.warning(
-                "%s: selective_noising=false, so the clip is text-to-video and does not start from the picture", self.name
-            )
+            how = "sees the picture only through the IP-Adapter" if config.ip_adapter else "is text-to-video"
+            log.warning("%s: selective_noising=false, so the clip %s and does not start from the picture", self.name, how)
         used = ["latent_init"] if steering.uses_latent_init(config, request.steps) else []
         used += ["region"] if steering.uses_region(config, request.plan) else []
         used += ["warped_attention"] if motion_attention.uses_warped_attention(config) else []
@@ -351,8 +400,9 @@ class AnimateDiffTinyBackbone(AnimateDiffBackbone):
     def load(self, config: Any, device: torch.device) -> AnimateDiffModels:
         """The tiny components on device in the config's dtype (built once per process, seed 0)."""
         dtype = loading.resolve_dtype(config.dtype, device)
-        key = ("animatediff_tiny", str(dtype), str(device), config.cpu_offload)
-        return loading.MODELS.get(key, lambda: offloaded(tiny_models(dtype, runtime.load_device(config, device)), config, device))
+        key = ("animatediff_tiny", config.ip_adapter, str(dtype), str(device), config.cpu_offload)
+        where = runtime.load_device(config, device)
+        return loading.MODELS.get(key, lambda: offloaded(tiny_models(dtype, where, ip=config.ip_adapter), config, device))
 
     def explain(self, config: Any, request: RenderRequest) -> None:
         """Say that the weights are random, then what AnimateDiff leaves out."""
@@ -361,20 +411,31 @@ class AnimateDiffTinyBackbone(AnimateDiffBackbone):
 
 
 def offloaded(models: AnimateDiffModels, config: Any, device: torch.device) -> AnimateDiffModels:
-    """The models with accelerate's CPU offload hooks (text encoder, UNet, VAE) under cpu_offload, else as they are."""
+    """The models with accelerate's CPU offload hooks (text encoder, image encoder, UNet, VAE) under cpu_offload, else as they are."""
     if config.cpu_offload:
-        runtime.offload([models.text_encoder, models.unet, models.vae], device)
+        encoder = [models.ip_adapter.image_encoder] if models.ip_adapter is not None else []
+        runtime.offload([models.text_encoder, *encoder, models.unet, models.vae], device)
     return models
 
 
-def tiny_models(dtype: torch.dtype, device: torch.device, seed: int = 0) -> AnimateDiffModels:
-    """The tiny SD1.5 components and motion adapter (motionforge.backbones.tiny) as loaded models."""
-    from motionforge.backbones.tiny import tiny_motion_adapter, tiny_sd_components
+def tiny_models(dtype: torch.dtype, device: torch.device, seed: int = 0, ip: bool = False) -> AnimateDiffModels:
+    """The tiny SD1.5 components and motion adapter (motionforge.backbones.tiny), with the tiny IP-Adapter if ip, as loaded models."""
+    from motionforge.backbones.tiny import (
+        tiny_image_processor,
+        tiny_ip_adapter,
+        tiny_ip_adapter_encoder,
+        tiny_motion_adapter,
+        tiny_sd_components,
+    )
 
     parts = tiny_sd_components(seed)
     unet = motion_unet(parts["unet"], tiny_motion_adapter(seed))
     unet, vae, text_encoder = (loading.place(model, device, dtype) for model in (unet, parts["vae"], parts["text_encoder"]))
-    return AnimateDiffModels(unet, vae, text_encoder, parts["tokenizer"], dict(parts["scheduler"].config))
+    image = None
+    if ip:
+        image = ip_adapter.IPAdapterParts(loading.place(tiny_ip_adapter_encoder(seed), device, dtype), tiny_image_processor())
+        ip_adapter.install(unet, ip_adapter.split(tiny_ip_adapter(parts["unet"], seed)), image, "tiny", "tiny")
+    return AnimateDiffModels(unet, vae, text_encoder, parts["tokenizer"], dict(parts["scheduler"].config), image)
 
 
 @hookimpl

@@ -52,12 +52,28 @@ def local_folder(value: str | None, key: str, what: str, tiny: str | None = None
             f"{key}={value} is a file, not a folder; pass the folder of {what} in diffusers format "
             "(single-file checkpoints are not supported: convert them with diffusers first)"
         )
+    refuse_hub_id(value, key, "a folder", "DIR")
+    raise InputError(f"{key}={value} does not exist; pass the local folder of {what} in diffusers format")
+
+
+def local_file(value: str, key: str, what: str, example: str) -> Path:
+    """The existing local file a config key names; a one-sentence error when it is missing, a folder or a Hub id."""
+    path = Path(str(value)).expanduser()
+    if path.is_file():
+        return path.resolve()
+    if path.is_dir():
+        raise InputError(f"{key}={value} is a folder, not a file; pass the file of {what} ({key}=/path/to/{example})")
+    refuse_hub_id(value, key, "a file", f"DIR/{example}")
+    raise InputError(f"{key}={value} does not exist; pass the local file of {what} ({key}=/path/to/{example})")
+
+
+def refuse_hub_id(value: str, key: str, kind: str, target: str) -> None:
+    """Refuse a Hugging Face Hub id where a local path was expected (motionforge never downloads); nothing otherwise."""
     if _HUB_ID.match(str(value)):
         raise ConfigError(
-            f"{key}={value} is not a folder on this machine but looks like a Hugging Face Hub id; motionforge never "
-            f"downloads weights, so download it first (e.g. huggingface-cli download {value} --local-dir DIR) and pass {key}=DIR"
+            f"{key}={value} is not {kind} on this machine but looks like a Hugging Face Hub id; motionforge never "
+            f"downloads weights, so download it first (e.g. huggingface-cli download {value} --local-dir DIR) and pass {key}={target}"
         )
-    raise InputError(f"{key}={value} does not exist; pass the local folder of {what} in diffusers format")
 
 
 def read_config(folder: Path, name: str, key: str) -> dict[str, Any]:
@@ -102,6 +118,18 @@ def weight_options(component: Path, allow_pickle: bool, key: str) -> dict[str, A
         variants = sorted({_variant_of(f) for f in chosen} - {None})
         variant = "fp16" if "fp16" in variants else variants[0]
     return {"use_safetensors": True if safe else None, "variant": variant, "local_files_only": True}
+
+
+def weights_file(path: Path, allow_pickle: bool, key: str) -> None:
+    """Check that a single weights file is safetensors (or pickle-based, when allowed); one sentence when it is not."""
+    if path.name.endswith(SAFE_SUFFIXES) or (allow_pickle and path.name.endswith(PICKLE_SUFFIXES)):
+        return
+    if path.name.endswith(PICKLE_SUFFIXES):
+        raise InputError(
+            f"{key}={path} is a pickle-based file, which can run code when loaded; convert it to safetensors or, "
+            "if you trust the file, pass backbone.allow_pickle=true"
+        )
+    raise InputError(f"{key}={path} is not a weights file; pass a .safetensors file")
 
 
 def _variant_of(filename: str) -> str | None:

@@ -29,6 +29,7 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
+from motionforge.backbones.ip_adapter import cross_attention_layers
 from motionforge.backbones.loading import clip_image_processor_class
 
 SVD_TINY_FRAMES = 14  # the tiny SVD UNet's native window, as SVD's 14-frame checkpoint
@@ -163,18 +164,7 @@ def tiny_svd_components(seed: int = 0) -> dict[str, Any]:
             latent_channels=4,
             layers_per_block=1,
         )
-        # SVD resizes the image to 224×224 for CLIP, so the vision tower's image_size is 224 (7×7 patches of 32)
-        image_encoder = CLIPVisionModelWithProjection(
-            CLIPVisionConfig(
-                hidden_size=TINY_CROSS_DIM,
-                projection_dim=TINY_CROSS_DIM,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                image_size=224,
-                intermediate_size=37,
-                patch_size=32,
-            )
-        )
+        image_encoder = tiny_image_encoder()
     scheduler = EulerDiscreteScheduler(  # SVD's own scheduler config
         beta_start=0.00085,
         beta_end=0.012,
@@ -189,11 +179,63 @@ def tiny_svd_components(seed: int = 0) -> dict[str, Any]:
         timestep_type="continuous",
         use_karras_sigmas=True,
     )
-    feature_extractor = clip_image_processor_class()(crop_size=224, size={"shortest_edge": 224})
     return {
         "unet": unet.eval(),
         "vae": vae.eval(),
         "image_encoder": image_encoder.eval(),
-        "feature_extractor": feature_extractor,
+        "feature_extractor": tiny_image_processor(),
         "scheduler": scheduler,
     }
+
+
+def tiny_image_encoder() -> CLIPVisionModelWithProjection:
+    """A CLIP vision tower with random weights from torch's global RNG (seed it first): 224 px, 7×7 patches of 32, 32-wide embeddings."""
+    # SVD and the IP-Adapter's processor resize the image to 224×224 for CLIP, so the tower's image_size is 224
+    return CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=TINY_CROSS_DIM,
+            projection_dim=TINY_CROSS_DIM,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=224,
+            intermediate_size=37,
+            patch_size=32,
+        )
+    ).eval()
+
+
+def tiny_image_processor() -> Any:
+    """The CLIP image processor of the tiny encoder: shortest edge to 224, centre crop 224 (what load_ip_adapter builds by default)."""
+    return clip_image_processor_class()(size={"shortest_edge": 224}, crop_size=224)
+
+
+def tiny_ip_adapter(unet: UNet2DConditionModel, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random IP-Adapter for a UNet and the tiny image encoder, in the file layout load_ip_adapter reads.
+
+    ``image_proj.*`` projects a CLIP image embedding to 4 image tokens; ``ip_adapter.{2i+1}.to_k_ip`` /
+    ``to_v_ip`` are the image keys and values of the UNet's i-th cross-attention layer (the original
+    IP-Adapter numbers the UNet's attention layers with self- and cross-attention alternating).
+    """
+    tokens, width = 4, unet.config.cross_attention_dim
+    generator = torch.Generator().manual_seed(seed + 2)
+
+    def weight(rows: int, columns: int) -> torch.Tensor:
+        return torch.randn(rows, columns, generator=generator) / columns**0.5  # [rows, columns], as a Linear's scale
+
+    state = {
+        "image_proj.proj.weight": weight(tokens * width, TINY_CROSS_DIM),
+        "image_proj.proj.bias": torch.zeros(tokens * width),
+        "image_proj.norm.weight": torch.ones(width),
+        "image_proj.norm.bias": torch.zeros(width),
+    }
+    for index, name in enumerate(cross_attention_layers(unet)):
+        channels = unet.get_submodule(name).to_k.out_features
+        state[f"ip_adapter.{2 * index + 1}.to_k_ip.weight"] = weight(channels, width)  # [C, D]
+        state[f"ip_adapter.{2 * index + 1}.to_v_ip.weight"] = weight(channels, width)  # [C, D]
+    return state
+
+
+def tiny_ip_adapter_encoder(seed: int = 0) -> CLIPVisionModelWithProjection:
+    """The image encoder that goes with tiny_ip_adapter: the tiny CLIP vision tower, random weights for the seed."""
+    with _seeded(seed + 3):
+        return tiny_image_encoder()

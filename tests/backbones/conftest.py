@@ -63,6 +63,21 @@ def adapter_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ip_adapter_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny IP-Adapter for the tiny SD1.5 UNet in h94/IP-Adapter's layout: models/ip-adapter_sd15.safetensors, models/image_encoder/."""
+    from safetensors.torch import save_file
+
+    from motionforge.backbones.tiny import tiny_image_processor, tiny_ip_adapter, tiny_ip_adapter_encoder, tiny_sd_components
+
+    models = tmp_path_factory.mktemp("ip_adapter") / "IP-Adapter" / "models"
+    models.mkdir(parents=True)
+    save_file(tiny_ip_adapter(tiny_sd_components()["unet"]), models / "ip-adapter_sd15.safetensors")
+    tiny_ip_adapter_encoder().save_pretrained(models / "image_encoder")
+    tiny_image_processor().save_pretrained(models / "image_encoder")
+    return models / "ip-adapter_sd15.safetensors"
+
+
+@pytest.fixture(scope="session")
 def picture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 64×64 PNG picture (a gradient with a square), the working size of the tiny models."""
     ys, xs = np.mgrid[0:64, 0:64]
