@@ -91,3 +91,15 @@ def test_the_cli_writes_a_long_clip_its_cost_and_step_previews(tmp_path) -> None
     assert sorted(p.name for p in (out / "previews").iterdir()) == ["step001.png", "step002.png"]
     assert Image.open(out / "previews" / "step001.png").size == (8 * 64, 64)  # 8 of the 24 frames side by side
     assert "previews" in manifest["outputs"] and not list(out.glob(".*partial*"))
+
+
+def test_phased_with_gamma_1_repeats_window_1_on_a_real_denoiser() -> None:
+    frames = run("animatediff_tiny", "phased", 32, 3, "sampler.gamma=1.0").frames
+    assert np.array_equal(frames[16:], frames[:16])
+
+
+def test_phased_later_windows_without_fresh_noise_or_shuffle_differ_only_by_their_control() -> None:
+    # no motion plan, and frame 0 (held by selective noising) only in window 1: windows 2 and 3 see the same denoiser
+    frames = run("animatediff_tiny", "phased", 48, 3, "sampler.omega=0", "sampler.shuffle=false").frames
+    assert np.array_equal(frames[16:32], frames[32:48])
+    assert not np.array_equal(frames[:16], frames[16:32])
