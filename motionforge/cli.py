@@ -1,6 +1,6 @@
-"""The command line: ``motionforge animate [overrides]`` and ``motionforge plugins [--json]``.
+"""The command line: ``motionforge animate [overrides]``, ``motionforge bench suite=<name>`` and ``motionforge plugins [--json]``.
 
-``animate`` is a thin ``@hydra.main`` wrapper around :func:`run`, so Hydra's flags (``--cfg job``,
+``animate`` and ``bench`` are thin ``@hydra.main`` wrappers around :func:`run` and :func:`bench_run`, so Hydra's flags (``--cfg job``,
 ``-m`` sweeps, ``--help``, ``hydra.run.dir=…``) behave as in any Hydra app. Errors the user can
 cause print ``error: <one sentence>`` and exit with status 2; ``MOTIONFORGE_DEBUG=1`` shows the
 traceback instead.
@@ -13,8 +13,8 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Sequence
 
 import hydra
 from hydra.core.global_hydra import GlobalHydra
@@ -31,6 +31,7 @@ USAGE = """usage: motionforge <command> [arguments]
 
 commands:
   animate [key=value ...]   animate an image (Hydra overrides; --cfg job prints the config, -m sweeps)
+  bench suite=<name> [...]  run a benchmark suite: backbones, overhead, control, kernels, preview
   plugins [--json]          list the installed plugins and what they register
 
 options:
@@ -41,6 +42,7 @@ examples:
   motionforge animate
   motionforge animate image=photo.jpg adapters.trajectory.file=tracks.json num_frames=24 fps=12
   motionforge animate adapters.trajectory.paths='[[[100,120],[180,120]]]'
+  motionforge bench suite=preview
 """
 
 
@@ -89,15 +91,48 @@ def _hydra_animate(cfg: DictConfig) -> None:
     run(cfg)
 
 
+def bench_run(cfg: DictConfig) -> None:
+    """Run one benchmark suite under Hydra, print its run folder, and clean up after a user error."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from motionforge.bench.app import bench
+
+    hydra_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        bench(cfg, hydra_dir)
+    except MotionforgeError as exc:
+        _remove_hydra_files(hydra_dir)
+        if _debug():
+            raise
+        raise SystemExit(_fail(str(exc))) from None
+    print(hydra_dir)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://motionforge.conf", config_name="bench")
+def _hydra_bench(cfg: DictConfig) -> None:
+    """Hydra's entry point for ``motionforge bench``."""
+    bench_run(cfg)
+
+
 def animate_command(overrides: Sequence[str]) -> int:
     """``motionforge animate``: hand the overrides to Hydra and report errors in one line."""
+    return hydra_command(_hydra_animate, "animate", overrides)
+
+
+def bench_command(overrides: Sequence[str]) -> int:
+    """``motionforge bench``: hand the overrides to Hydra and report errors in one line."""
+    return hydra_command(_hydra_bench, "bench", overrides)
+
+
+def hydra_command(app: Callable[[], None], name: str, overrides: Sequence[str]) -> int:
+    """Run a Hydra app with the overrides as its command line; errors the user caused are one line and status 2."""
     saved_argv, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us, to print them in one line
-    sys.argv = ["motionforge-animate", *overrides]
+    sys.argv = [f"motionforge-{name}", *overrides]
     try:
         get_registry()
         store_schema()
-        _hydra_animate()
+        app()
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MotionforgeError as exc:
@@ -108,7 +143,8 @@ def animate_command(overrides: Sequence[str]) -> int:
         if _debug():
             raise
         GlobalHydra.instance().clear()
-        return _fail(explain_hydra_error(exc, default_config()))
+        message = explain_hydra_error(exc, default_config() if name == "animate" else None)
+        return _fail(message.replace("motionforge animate", f"motionforge {name}"))
     finally:
         sys.argv = saved_argv
         if saved_full_error is None:
@@ -160,9 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if command == "animate":
         return animate_command(rest)
+    if command == "bench":
+        return bench_command(rest)
     if command == "plugins":
         return plugins_command(rest)
-    return _fail(f"unknown command {command!r}; use 'motionforge animate' or 'motionforge plugins' (see motionforge --help)")
+    return _fail(
+        f"unknown command {command!r}; use 'motionforge animate', 'motionforge bench' or 'motionforge plugins' (see motionforge --help)"
+    )
 
 
 def console() -> None:

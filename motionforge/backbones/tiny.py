@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -239,3 +240,28 @@ def tiny_ip_adapter_encoder(seed: int = 0) -> CLIPVisionModelWithProjection:
     """The image encoder that goes with tiny_ip_adapter: the tiny CLIP vision tower, random weights for the seed."""
     with _seeded(seed + 3):
         return tiny_image_encoder()
+
+
+def save_tiny_svd(folder: Path) -> Path:
+    """Save a tiny Stable Video Diffusion pipeline in diffusers format (safetensors), as a user's local folder would be."""
+    from diffusers import StableVideoDiffusionPipeline
+
+    StableVideoDiffusionPipeline(**tiny_svd_components()).save_pretrained(folder)
+    return folder
+
+
+def save_tiny_sd(folder: Path) -> Path:
+    """Save a tiny SD1.5-layout pipeline (DDIM scheduler, no safety checker) in diffusers format."""
+    from diffusers import StableDiffusionPipeline
+
+    pipeline = StableDiffusionPipeline(
+        **tiny_sd_components(), safety_checker=None, feature_extractor=None, requires_safety_checker=False
+    )
+    pipeline.save_pretrained(folder)
+    return folder
+
+
+def save_tiny_motion_adapter(folder: Path) -> Path:
+    """Save a tiny AnimateDiff motion adapter that fits the tiny SD1.5 UNet, in diffusers format."""
+    tiny_motion_adapter().save_pretrained(folder)
+    return folder

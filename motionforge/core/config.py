@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Dict, Optional, Sequence
+from typing import Any
 
 import torch
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, OverrideParseException
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -30,7 +32,7 @@ class MotionSettings:
     """How hints are fused into a plan (the values live in conf/config.yaml)."""
 
     densifier: str = MISSING
-    sigma: Optional[float] = MISSING
+    sigma: float | None = MISSING
     threshold: float = MISSING
     normalize: bool = MISSING
 
@@ -40,7 +42,7 @@ class OutputSettings:
     """What a run writes, and where (the values live in conf/config.yaml)."""
 
     save: bool = MISSING
-    dir: Optional[str] = MISSING
+    dir: str | None = MISSING
     name: str = MISSING
     mp4: bool = MISSING
     gif: bool = MISSING
@@ -57,13 +59,13 @@ class RunSchema:
 
     backbone: Any = MISSING
     sampler: Any = MISSING
-    adapters: Dict[str, Any] = field(default_factory=dict)
-    image: Optional[str] = MISSING
+    adapters: dict[str, Any] = field(default_factory=dict)
+    image: str | None = MISSING
     prompt: str = MISSING
     num_frames: int = MISSING
     fps: float = MISSING
-    height: Optional[int] = MISSING
-    width: Optional[int] = MISSING
+    height: int | None = MISSING
+    width: int | None = MISSING
     resize: str = MISSING
     seed: int = MISSING
     steps: int = MISSING
@@ -85,7 +87,11 @@ def _first_line(text: str) -> str:
 
 def group_options(group: str) -> list[str]:
     """Every option of a config group: registered classes and YAML presets shipped in conf/."""
-    options = {name.removesuffix(".yaml") for name in ConfigStore.instance().list(group)} if group in ConfigStore.instance().repo else set()
+    options = (
+        {name.removesuffix(".yaml") for name in ConfigStore.instance().list(group)}
+        if group in ConfigStore.instance().repo
+        else set()
+    )
     folder = resources.files(CONFIG_MODULE).joinpath(group)
     if folder.is_dir():
         options |= {p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")}
@@ -147,6 +153,8 @@ def _compose(overrides: Sequence[str]) -> DictConfig:
 
     get_registry()
     store_schema()
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app of ours (motionforge bench): its search path is ours
+        return compose(config_name=CONFIG_NAME, overrides=list(overrides))
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         return compose(config_name=CONFIG_NAME, overrides=list(overrides))
 
@@ -174,12 +182,12 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
 class RunSettings:
     """The checked run parameters of a config."""
 
-    image: Optional[str]
+    image: str | None
     prompt: str
     num_frames: int
     fps: float
-    height: Optional[int]
-    width: Optional[int]
+    height: int | None
+    width: int | None
     resize: str
     seed: int
     steps: int
@@ -200,7 +208,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _check_size(key: str, value: Optional[int]) -> None:
+def _check_size(key: str, value: int | None) -> None:
     """A working height or width must be a positive multiple of 8 (the VAEs' factor)."""
     if value is None:
         return

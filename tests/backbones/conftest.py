@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from motionforge.backbones import loading
+from motionforge.backbones.tiny import save_tiny_motion_adapter, save_tiny_sd, save_tiny_svd
 
 STEERING_DEFAULTS = {
     "latent_init": False,
@@ -28,38 +29,19 @@ STEERING_DEFAULTS = {
 @pytest.fixture(scope="session")
 def svd_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny Stable Video Diffusion pipeline saved in diffusers format (safetensors)."""
-    from diffusers import StableVideoDiffusionPipeline
-
-    from motionforge.backbones.tiny import tiny_svd_components
-
-    folder = tmp_path_factory.mktemp("svd") / "svd"
-    StableVideoDiffusionPipeline(**tiny_svd_components()).save_pretrained(folder)
-    return folder
+    return save_tiny_svd(tmp_path_factory.mktemp("svd") / "svd")
 
 
 @pytest.fixture(scope="session")
 def sd_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny SD1.5-layout folder (StableDiffusionPipeline, DDIM scheduler, no safety checker) in diffusers format."""
-    from diffusers import StableDiffusionPipeline
-
-    from motionforge.backbones.tiny import tiny_sd_components
-
-    folder = tmp_path_factory.mktemp("sd") / "sd15"
-    pipeline = StableDiffusionPipeline(
-        **tiny_sd_components(), safety_checker=None, feature_extractor=None, requires_safety_checker=False
-    )
-    pipeline.save_pretrained(folder)
-    return folder
+    return save_tiny_sd(tmp_path_factory.mktemp("sd") / "sd15")
 
 
 @pytest.fixture(scope="session")
 def adapter_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny AnimateDiff motion adapter that fits the tiny SD1.5 UNet, in diffusers format."""
-    from motionforge.backbones.tiny import tiny_motion_adapter
-
-    folder = tmp_path_factory.mktemp("adapter") / "motion_adapter"
-    tiny_motion_adapter().save_pretrained(folder)
-    return folder
+    return save_tiny_motion_adapter(tmp_path_factory.mktemp("adapter") / "motion_adapter")
 
 
 @pytest.fixture(scope="session")

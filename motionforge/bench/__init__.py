@@ -1,0 +1,1 @@
+"""Benchmark suites: `motionforge bench suite=<name>`."""

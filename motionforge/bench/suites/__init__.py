@@ -1,0 +1,1 @@
+"""The benchmark suites, one module each: run(suite config, settings) → rows; summary(rows); plots(rows, folder)."""

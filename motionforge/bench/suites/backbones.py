@@ -1,0 +1,84 @@
+"""The `backbones` suite: backbone × sampler × num_frames, each run in its own process; time, cost and peak memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from motionforge.bench.report import line_plot
+from motionforge.bench.runs import animate_in_process
+from motionforge.bench.settings import BenchSettings
+
+COLUMNS = [
+    "backbone", "sampler", "num_frames", "wall_s", "s_per_frame", "denoiser_calls", "frame_evaluations", "peak_rss_mb",
+    "peak_cuda_mb", "skipped",
+]  # fmt: skip
+
+
+def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
+    """Animate every combination once (no controls, so the cost is the backbone's and the sampler's) and keep its manifest's figures."""
+    rows = []
+    for backbone in suite.backbones:
+        for sampler in suite.samplers:
+            for frames in suite.num_frames:
+                overrides = [
+                    f"backbone={backbone}", f"sampler={sampler}", f"num_frames={frames}", f"steps={suite.steps}",
+                    f"height={suite.height}", f"width={suite.width}", f"seed={settings.seed}", f"device={settings.device_name}",
+                    "adapters=[]", *suite.overrides,
+                ]  # fmt: skip
+                rows.append(row(backbone, sampler, frames, animate_in_process(overrides)))
+    return rows
+
+
+def row(backbone: str, sampler: str, frames: int, manifest: dict[str, Any]) -> dict[str, Any]:
+    """One measurement from a run's manifest (or the reason it was skipped)."""
+    base: dict[str, Any] = {"backbone": backbone, "sampler": sampler, "num_frames": frames}
+    if "skipped" in manifest:
+        return {**base, "skipped": manifest["skipped"]}
+    render = manifest["timings"]["render"]
+    return {
+        **base,
+        "wall_s": manifest["timings"]["total"],
+        "render_s": render,
+        "process_s": manifest["process_s"],
+        "s_per_frame": round(render / frames, 5),
+        "denoiser_calls": manifest["denoiser_calls"],
+        "frame_evaluations": manifest["frame_evaluations"],
+        "peak_rss_mb": manifest["peak_memory"]["rss_mb"],
+        "peak_cuda_mb": manifest["peak_memory"]["cuda_allocated_mb"],
+    }
+
+
+def summary(rows: list[dict[str, Any]]) -> list[str]:
+    """Per backbone: phased's denoiser calls over periodic_overlap's at the longest clip, and each sampler's peak memory growth."""
+    lines = []
+    done = [r for r in rows if "skipped" not in r]
+    for backbone in dict.fromkeys(r["backbone"] for r in done):
+        mine = [r for r in done if r["backbone"] == backbone]
+        at = {(r["sampler"], r["num_frames"]): r for r in mine}
+        longest, shortest = max(r["num_frames"] for r in mine), min(r["num_frames"] for r in mine)
+        if ("phased", longest) in at and ("periodic_overlap", longest) in at:
+            ratio = at["phased", longest]["denoiser_calls"] / at["periodic_overlap", longest]["denoiser_calls"]
+            lines.append(f"{backbone}: denoiser calls at {longest} frames, phased / periodic_overlap = {ratio:.3f} (goal ≤ 0.2)")
+        for sampler in ("periodic_overlap", "phased"):
+            if (sampler, longest) in at and (sampler, shortest) in at and longest != shortest:
+                for key, label in (("peak_rss_mb", "peak RSS"), ("peak_cuda_mb", "peak CUDA memory")):
+                    low, high = at[sampler, shortest][key], at[sampler, longest][key]
+                    if low and high:
+                        lines.append(
+                            f"{backbone}, {sampler}: {label} at {longest} frames / {shortest} = {high / low:.3f} (goal ≤ 1.5)"
+                        )
+    return lines
+
+
+def plots(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
+    """Render time against frames, one line per backbone and sampler."""
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for r in rows:
+        if "skipped" not in r:
+            xs, ys = series.setdefault(f"{r['backbone']} · {r['sampler']}", ([], []))
+            xs.append(r["num_frames"])
+            ys.append(r["render_s"])
+    return [line_plot(folder / "time_vs_frames.png", series, "frames", "render seconds", "Time against frames per sampler")]

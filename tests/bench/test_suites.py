@@ -1,0 +1,99 @@
+"""`motionforge bench suite=<name>` end to end on small settings: each suite's measurements, table and plots."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from motionforge.cli import main
+
+
+def bench(tmp_path, *overrides: str) -> tuple[list[dict], str]:
+    """Run motionforge bench into tmp_path/run: (its measurements, its table)."""
+    run = tmp_path / "run"
+    assert main(["bench", *overrides, f"hydra.run.dir={run}"]) == 0
+    rows = [json.loads(line) for line in (run / "measurements.jsonl").read_text().splitlines()]
+    return rows, (run / "table.md").read_text()
+
+
+def test_preview_measures_frames_per_second(tmp_path) -> None:
+    rows, table = bench(tmp_path, "suite=preview", "suite.num_frames=4", "suite.height=64", "suite.width=64", "suite.repeats=2")
+    assert [r["repeat"] for r in rows] == [0, 1] and all(r["fps"] > 0 for r in rows)
+    assert "frames per second rendering 4 frames at 64×64 (goal ≥ 30)" in table
+    assert (tmp_path / "run" / "fps.png").is_file()
+
+
+def test_backbones_runs_every_combination_and_says_which_cannot_run(tmp_path) -> None:
+    rows, _ = bench(
+        tmp_path, "suite=backbones", "suite.backbones=[animatediff_tiny]", "suite.samplers=[single,phased]", "suite.num_frames=[24]",
+        "suite.steps=5",
+    )  # fmt: skip
+    by = {(r["sampler"], r["num_frames"]): r for r in rows}
+    assert "set num_frames=16 or fewer" in by["single", 24]["skipped"]
+    phased = by["phased", 24]
+    assert phased["denoiser_calls"] == 5 + 1 and phased["frame_evaluations"] == 6 * 16 and phased["peak_rss_mb"] > 0
+    assert phased["s_per_frame"] == pytest.approx(phased["render_s"] / 24, rel=1e-3)
+    assert (tmp_path / "run" / "time_vs_frames.png").is_file()
+
+
+def test_overhead_pairs_the_engine_with_the_diffusers_pipeline(tmp_path) -> None:
+    rows, table = bench(
+        tmp_path,
+        "suite=overhead",
+        "suite.backbones=[animatediff]",
+        "suite.repeats=2",
+        "suite.steps=2",
+        "suite.num_frames.animatediff=8",
+    )
+    assert [r["pair"] for r in rows] == [0, 1]
+    assert all(r["ratio"] == pytest.approx(r["engine_s"] / r["pipeline_s"], rel=1e-2) for r in rows)
+    assert all(r["max_diff_255"] <= 1 for r in rows)  # the same video: the same work is timed
+    assert "animatediff: engine / pipeline median" in table and (tmp_path / "run" / "cost_ratio.png").is_file()
+
+
+def test_kernels_times_the_reference_on_a_cpu(tmp_path) -> None:
+    rows, _ = bench(
+        tmp_path, "suite=kernels", "suite.backends=[reference]", "suite.scale=0.002", "suite.repeats=1", "suite.dtype=float32"
+    )
+    assert {r["op"] for r in rows} == {"splat", "warp", "temporal_attention"} and all(r["microseconds"] > 0 for r in rows)
+
+
+def test_a_snapshot_goes_to_benchmarks_results(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    bench(
+        tmp_path, "suite=preview", "suite.num_frames=2", "suite.height=32", "suite.width=32", "suite.repeats=1", "snapshot=true"
+    )
+    assert sorted(p.name for p in (tmp_path / "benchmarks" / "results").iterdir()) == [
+        "preview-cpu-fps.png",
+        "preview-cpu.jsonl",
+        "preview-cpu.md",
+    ]
+
+
+def test_a_sweep_runs_one_job_per_value(tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    status = main(
+        ["bench", "-m", "suite=preview", "suite.repeats=1,2", "suite.num_frames=2", "suite.height=32", "suite.width=32",
+         f"hydra.sweep.dir={sweep}"]
+    )  # fmt: skip
+    assert status == 0
+    counts = [len((sweep / job / "measurements.jsonl").read_text().splitlines()) for job in ("0", "1")]
+    assert counts == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["suite=nope"], "there is no suite option 'nope'"),
+        (["suite=kernels", "suite.dtype=float8"], "suite.dtype=float8 is not one of: float16, bfloat16, float32"),
+        (["suite=kernels", "suite.backends=[triton]"], "must start with reference"),
+        (["suite=overhead", "suite.backbones=[warp]"], "the overhead suite compares: animatediff, svd"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, overrides, message) -> None:
+    run = tmp_path / "run"
+    assert main(["bench", *overrides, f"hydra.run.dir={run}"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert not run.exists()
