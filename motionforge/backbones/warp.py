@@ -22,6 +22,7 @@ from motionforge.core.hookspecs import hookimpl
 from motionforge.core.motion import magnitude
 from motionforge.core.types import RenderRequest
 from motionforge.kernels import splat, warp
+from motionforge.kernels.reference import EPS, METRIC_CLIP
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,9 @@ COVERAGE_MIN = 1e-3
 class WarpConfig:
     """Parameters of the warp backbone."""
 
-    occlusion: float = 0.5  # where several points land on one pixel, weight exp(occlusion × |motion| px): faster in front; 0 averages
+    occlusion: float = (
+        0.5  # where several points land on one pixel, weight exp(occlusion × |motion| px): faster in front; 0 averages
+    )
     padding: str = "border"  # what is read outside the picture: border (repeat the edge) | zeros (black)
     batch_frames: int = 8  # frames warped at once (memory against speed)
 
@@ -54,12 +57,17 @@ def fill_holes(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 
 def backward_flow(flow: torch.Tensor, occlusion: float) -> torch.Tensor:
-    """For forward flows [B, 2, H, W], the displacement from each target pixel back to its source, holes filled."""
+    """For forward flows [B, 2, H, W], the displacement from each target pixel back to its source, holes filled.
+
+    One summing splat carries the softmax-weighted backward flow, its weights and plain ones, so
+    the softmax splat (Niklaus & Liu's normalised form) and the coverage share one pass.
+    """
     metric = occlusion * magnitude(flow, keepdim=True)  # [B, 1, H, W]
-    back = splat(-flow, flow, "softmax", metric)  # [B, 2, H, W]
-    ones = torch.ones_like(flow[:1, :1])  # [1, 1, H, W], broadcast over the batch of flows
-    coverage = splat(ones, flow, "sum")  # [B, 1, H, W]
-    return fill_holes(back, coverage > COVERAGE_MIN)
+    weight = metric.clamp(-METRIC_CLIP, METRIC_CLIP).exp()  # [B, 1, H, W]
+    carried = torch.cat([-flow * weight, weight, torch.ones_like(weight)], dim=1)  # [B, 4, H, W]
+    total = splat(carried, flow, "sum")  # [B, 4, H, W]
+    back = total[:, :2] / (total[:, 2:3] + EPS)  # [B, 2, H, W]
+    return fill_holes(back, total[:, 3:] > COVERAGE_MIN)
 
 
 class WarpBackbone:

@@ -97,3 +97,13 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, overrides, message) 
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
     assert not run.exists()
+
+
+def test_control_measures_adherence_on_the_procedural_cases(tmp_path) -> None:
+    rows, table = bench(tmp_path, "suite=control", "suite.size=128", "suite.num_frames=6")
+    assert [r["case"] for r in rows] == ["drag_disc", "two_objects", "brushed", "slow_diagonal"]
+    assert all(r["backbone"] == "warp" and r["epe_mean_px"] < 1.0 and r["lost"] == 0 for r in rows)
+    assert [r["leakage"] is not None for r in rows] == [False, False, True, False]
+    assert all(len(r["epe_per_frame_px"]) == 6 and r["temporal_error"] >= 0 for r in rows)
+    assert "warp: trajectory end-point error" in table and "(goal ≤ 1 px)" in table
+    assert (tmp_path / "run" / "adherence.png").is_file()
