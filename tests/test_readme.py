@@ -67,3 +67,18 @@ def test_each_tiny_backbone_command_runs(command, tmp_path) -> None:
     run = tmp_path / "run"
     assert main([*shlex.split(command)[1:], "progress=false", "output.gif=false", f"hydra.run.dir={run}"]) == 0
     assert (run / "animation.mp4").is_file()
+
+
+def bench_commands() -> list[str]:
+    """The `motionforge bench` lines of the README's Benchmarks section."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Benchmarks") : text.index("## Status")]
+    lines = [line for block in re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL) for line in block.splitlines()]
+    return [line.split("#")[0].strip() for line in lines if line.startswith("motionforge bench")]
+
+
+@pytest.mark.parametrize("command", bench_commands())
+def test_each_bench_command_runs(command, tmp_path) -> None:
+    run = tmp_path / "run"
+    assert main([*shlex.split(command)[1:], f"hydra.run.dir={run}"]) == 0
+    assert (run / "table.md").is_file() and (run / "measurements.jsonl").is_file()

@@ -53,7 +53,9 @@ class SvdParams(steering.SteeringParams, runtime.RuntimeParams):
     noise_aug_strength: float = 0.02  # noise added to the conditioning image before it is encoded
     min_guidance_scale: float = 1.0  # guidance on a window's first frame
     max_guidance_scale: float = 3.0  # guidance on a window's last frame (1 or less: no classifier-free guidance)
-    decode_chunk_size: int | None = None  # frames the VAE decodes at once; null = all
+    decode_chunk_size: int | None = (
+        None  # frames the VAE decodes at once; null = the model's window (all of a clip that fits one)
+    )
     dtype: str = "auto"  # auto (float16 on CUDA, float32 elsewhere) | float32 | float16 | bfloat16
     motion_bucket_from_strength: bool = True  # a motion strength the plan asks for (M_s) sets motion_bucket_id
 
@@ -141,7 +143,9 @@ def check_params(config: SvdParams) -> None:
     if config.min_guidance_scale < 0 or config.max_guidance_scale < 0:
         raise ConfigError("backbone.min_guidance_scale and backbone.max_guidance_scale must be zero or more")
     if config.decode_chunk_size is not None and config.decode_chunk_size < 1:
-        raise ConfigError(f"backbone.decode_chunk_size={config.decode_chunk_size} must be at least 1, or null for all frames")
+        raise ConfigError(
+            f"backbone.decode_chunk_size={config.decode_chunk_size} must be at least 1, or null for the model's window"
+        )
 
 
 def load_folder(folder: Any, allow_pickle: bool, dtype: torch.dtype, device: torch.device) -> SvdModels:
@@ -353,7 +357,7 @@ class SvdBackbone:
         models = self.load(config, latents.device)
         vae = models.vae
         flat = 1 / vae.config.scaling_factor * rearrange(latents, "b f c h w -> (b f) c h w").to(vae.dtype)  # [F, C, h, w]
-        chunk = config.decode_chunk_size or len(flat)
+        chunk = config.decode_chunk_size or models.window  # diffusers' "all frames" for a clip of one window; bounded beyond
         frames = [vae.decode(flat[i : i + chunk], num_frames=len(flat[i : i + chunk])).sample for i in range(0, len(flat), chunk)]
         return (torch.cat(frames).float() / 2 + 0.5).clamp(0, 1)  # [F, 3, H, W]
 

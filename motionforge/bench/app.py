@@ -17,6 +17,7 @@ from motionforge.core.errors import ConfigError
 
 SUITES = ("backbones", "overhead", "control", "kernels", "preview")
 RESULTS = Path("benchmarks") / "results"  # the committed snapshots, relative to the repository root
+PRIVATE = ("hydra.run.dir=", "hydra.sweep.dir=", "hydra.sweep.subdir=")  # left out of the recorded command
 
 
 def suite_module(name: str) -> ModuleType:
@@ -33,7 +34,8 @@ def bench(cfg: DictConfig, folder: Path) -> list[Path]:
     settings = BenchSettings(device=device, device_name=str(cfg.device), seed=int(cfg.seed))
     rows = suite.run(cfg.suite, settings)
     info = machine(device)
-    command = "motionforge bench " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+    kept = [arg for arg in sys.argv[1:] if not arg.startswith(PRIVATE)]  # where it wrote is not how it measured
+    command = "motionforge bench " + " ".join(shlex.quote(arg) for arg in kept)
     files = write_report(folder, cfg.suite.name, rows, suite.COLUMNS, suite.summary(rows), info, command.strip())
     files += suite.plots(rows, folder)
     if cfg.snapshot:

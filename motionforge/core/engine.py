@@ -89,8 +89,7 @@ def check_hint(name: str, hint: Any, context: MotionContext) -> MotionHint:
         if value is not None and (not isinstance(value, torch.Tensor) or tuple(value.shape) not in shapes):
             got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise PluginError(
-                f"adapter {name!r} returned a {field_name} of shape {got}; expected "
-                + " or ".join(str(list(s)) for s in shapes)
+                f"adapter {name!r} returned a {field_name} of shape {got}; expected " + " or ".join(str(list(s)) for s in shapes)
             )
     if hint.mask is not None and hint.flow is None:
         raise PluginError(f"adapter {name!r} returned a mask without a flow")
@@ -121,7 +120,7 @@ def build_hints(
 
 def to_uint8(frames: torch.Tensor) -> np.ndarray:
     """Float frames [F, 3, H, W] in [0, 1] → uint8 frames [F, H, W, 3]."""
-    quantised = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    quantised = frames.detach().float().mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu()  # = round(255·clamp(x, 0, 1))
     return rearrange(quantised, "f c h w -> f h w c").numpy()
 
 
@@ -317,4 +316,3 @@ def animate(cfg: DictConfig | None = None, *, callback: StepCallback | None = No
         write_outputs(video, cfg, run_dir, timings)
         video.metadata["run_dir"] = str(run_dir)
     return video
-

@@ -21,6 +21,7 @@ def test_preview_measures_frames_per_second(tmp_path) -> None:
     rows, table = bench(tmp_path, "suite=preview", "suite.num_frames=4", "suite.height=64", "suite.width=64", "suite.repeats=2")
     assert [r["repeat"] for r in rows] == [0, 1] and all(r["fps"] > 0 for r in rows)
     assert "frames per second rendering 4 frames at 64×64 (goal ≥ 30)" in table
+    assert "Command: `motionforge bench suite=preview suite.num_frames=4" in table and "hydra.run.dir" not in table
     assert (tmp_path / "run" / "fps.png").is_file()
 
 
