@@ -90,6 +90,9 @@ def test_a_sweep_runs_one_job_per_value(tmp_path) -> None:
         (["suite=kernels", "suite.dtype=float8"], "suite.dtype=float8 is not one of: float16, bfloat16, float32"),
         (["suite=kernels", "suite.backends=[triton]"], "must start with reference"),
         (["suite=overhead", "suite.backbones=[warp]"], "the overhead suite compares: animatediff, svd"),
+        (["suite=backbones", "suite.backbones=[svd_tiny,animatedif_tiny]"], "there is no backbone named 'animatedif_tiny'"),
+        (["suite=backbones", "suite.samplers=[phazed]"], "there is no sampler named 'phazed'"),
+        (["suite=preview", "suite.repeats=0"], "suite.repeats=0 must be at least 1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, overrides, message) -> None:

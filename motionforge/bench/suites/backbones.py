@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from motionforge.bench.report import line_plot
 from motionforge.bench.runs import animate_in_process
 from motionforge.bench.settings import BenchSettings
+from motionforge.core.registry import get_registry
 
 COLUMNS = [
     "backbone", "sampler", "num_frames", "wall_s", "s_per_frame", "denoiser_calls", "frame_evaluations", "peak_rss_mb",
@@ -19,6 +20,11 @@ COLUMNS = [
 
 def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
     """Animate every combination once (no controls, so the cost is the backbone's and the sampler's) and keep its manifest's figures."""
+    registry = get_registry()
+    for backbone in suite.backbones:
+        registry.get("backbone", backbone)  # a misspelt name is an error here, not a table of skipped runs
+    for sampler in suite.samplers:
+        registry.get("sampler", sampler)
     rows = []
     for backbone in suite.backbones:
         for sampler in suite.samplers:

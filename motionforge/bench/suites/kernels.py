@@ -20,6 +20,8 @@ DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch
 
 def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
     """Time every case on every backend (the reference first), as benchmarks/kernels.py does."""
+    if int(suite.repeats) < 1:
+        raise ConfigError(f"suite.repeats={suite.repeats} must be at least 1")
     if suite.dtype not in DTYPES:
         raise ConfigError(f"suite.dtype={suite.dtype} is not one of: {', '.join(DTYPES)}")
     backends = list(suite.backends)

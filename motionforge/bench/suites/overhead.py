@@ -36,6 +36,8 @@ BACKBONES = ("animatediff", "svd")
 
 def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
     """Time ``repeats`` interleaved pairs per backbone."""
+    if int(suite.repeats) < 1:
+        raise ConfigError(f"suite.repeats={suite.repeats} must be at least 1")
     unknown = [b for b in suite.backbones if b not in BACKBONES]
     if unknown:
         raise ConfigError(f"suite.backbones has {unknown}; the overhead suite compares: {', '.join(BACKBONES)}")

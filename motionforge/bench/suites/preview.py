@@ -12,6 +12,7 @@ from motionforge.bench.report import bar_plot
 from motionforge.bench.settings import BenchSettings
 from motionforge.core.config import compose_config
 from motionforge.core.engine import animate
+from motionforge.core.errors import ConfigError
 
 COLUMNS = ["repeat", "num_frames", "size", "render_s", "fps", "total_s"]
 TARGET_FPS = 30.0
@@ -19,6 +20,8 @@ TARGET_FPS = 30.0
 
 def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
     """Animate the bundled sample with its tracks on the warp backbone, once to warm up, then ``repeats`` timed times."""
+    if int(suite.repeats) < 1:
+        raise ConfigError(f"suite.repeats={suite.repeats} must be at least 1")
     cfg = compose_config(
         [
             "backbone=warp", f"num_frames={suite.num_frames}", f"height={suite.height}", f"width={suite.width}",
