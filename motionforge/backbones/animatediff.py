@@ -277,15 +277,6 @@ def encode_prompt(models: AnimateDiffModels, prompt: str, max_length: int | None
     return hidden.to(dtype=encoder.dtype)
 
 
-def reference_latent(models: AnimateDiffModels, image: torch.Tensor) -> torch.Tensor:
-    """The picture [3, H, W] in [0, 1] as a scaled VAE latent (the distribution's mode): [1, C, h, w] in model space."""
-    vae = models.vae
-    pixels = image[None].float() * 2.0 - 1.0  # [1, 3, H, W] in [-1, 1]
-    with loading.float32_vae(vae, loading.needs_upcast(vae)):
-        latent = vae.encode(pixels.to(device=vae.device, dtype=vae.dtype)).latent_dist.mode()  # [1, C, h, w]
-    return (latent * vae.config.scaling_factor).to(models.unet.dtype)
-
-
 class AnimateDiffBackbone:
     """SD1.5 + an AnimateDiff motion adapter from local diffusers folders, prompted, image-conditioned by selective noising."""
 
@@ -337,7 +328,7 @@ class AnimateDiffBackbone:
         latents, sigmas = noise * schedule.init_noise_scale, schedule.sigmas  # [1, F, C, h, w] at sigmas[0]
         initialised = steering.uses_latent_init(config, request.steps)
         needed = config.selective_noising or initialised or steering.uses_region(config, plan)
-        reference = reference_latent(models, context.image) if needed else None  # [1, C, h, w]
+        reference = steering.reference_latent(models, context.image) if needed else None  # [1, C, h, w]
         if initialised:
             flow = steering.flow_at_strength(plan.flow, plan.strength) if config.init_flow_from_strength else plan.flow
             latents, sigmas = steering.latent_init(reference, flow, noise, sigmas, config.init_strength)

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from motionforge.backbones import motion_attention
+from motionforge.backbones import loading, motion_attention
 from motionforge.backbones.motion_attention import WarpedAttentionParams
 from motionforge.core.errors import ConfigError
 from motionforge.core.motion import magnitude, motion_strength, resize_flow
@@ -37,6 +38,19 @@ OCCLUSION = 0.5  # softmax splatting metric per latent pixel of motion: where ce
 # M_s of the bundled sample (2.04 px/frame at 512 px) as a share of the longer side: SVD's default bucket 127
 REFERENCE_MOTION = 0.004
 DEFAULT_BUCKET = 127
+
+
+def reference_latent(models: Any, image: torch.Tensor) -> torch.Tensor:
+    """The clean picture [3, H, W] in [0, 1] as a scaled VAE latent (the mode), in the UNet's dtype: [1, C, h, w].
+
+    ``models`` is a backbone's loaded components (it needs ``vae`` and ``unet``); this is what
+    latent_init warps, what the region hold keeps, and what selective noising holds as frame 0.
+    """
+    vae = models.vae
+    pixels = image[None].float() * 2.0 - 1.0  # [1, 3, H, W] in [-1, 1]
+    with loading.float32_vae(vae, loading.needs_upcast(vae)):
+        latent = vae.encode(pixels.to(device=vae.device, dtype=vae.dtype)).latent_dist.mode()  # [1, C, h, w]
+    return (latent * vae.config.scaling_factor).to(models.unet.dtype)
 
 
 @dataclass

@@ -229,15 +229,6 @@ def image_latent(models: SvdModels, image: torch.Tensor, strength: float, genera
     return latent.to(models.unet.dtype)
 
 
-def reference_latent(models: SvdModels, image: torch.Tensor) -> torch.Tensor:
-    """The clean picture [3, H, W] in [0, 1] as a scaled VAE latent (the mode): [1, C, h, w], what sampling ends at."""
-    vae = models.vae
-    pixels = image[None].float() * 2.0 - 1.0  # [1, 3, H, W] in [-1, 1]
-    with loading.float32_vae(vae, loading.needs_upcast(vae)):
-        latent = vae.encode(pixels.to(device=vae.device, dtype=vae.dtype)).latent_dist.mode()  # [1, C, h, w]
-    return (latent * vae.config.scaling_factor).to(models.unet.dtype)
-
-
 class SvdBackbone:
     """Stable Video Diffusion from a local diffusers folder (``backbone.pretrained``), image-conditioned."""
 
@@ -278,7 +269,7 @@ class SvdBackbone:
         latents, sigmas = noise * schedule.init_noise_scale, schedule.sigmas  # [1, F, C, h, w] at sigmas[0]
         reference = None
         if steering.uses_latent_init(config, request.steps) or steering.uses_region(config, plan):
-            reference = reference_latent(models, context.image)  # [1, C, h, w]
+            reference = steering.reference_latent(models, context.image)  # [1, C, h, w]
         if steering.uses_latent_init(config, request.steps):
             latents, sigmas = steering.latent_init(reference, plan.flow, noise, sigmas, config.init_strength)
         guidance = (config.min_guidance_scale, config.max_guidance_scale) if guided else None

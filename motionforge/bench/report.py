@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,26 @@ def snapshot(files: Sequence[Path], suite: str, info: dict[str, Any], results: P
         name = f"{prefix}{path.suffix}" if path.name in (MEASUREMENTS, TABLE) else f"{prefix}-{path.name}"
         copied.append(Path(shutil.copyfile(path, results / name)))
     return copied
+
+
+def group(rows: Sequence[dict[str, Any]], key: str) -> dict[Any, list[dict[str, Any]]]:
+    """The rows grouped by one column's value, groups and rows in the rows' order."""
+    grouped: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row[key], []).append(row)
+    return grouped
+
+
+def series(
+    rows: Sequence[dict[str, Any]], label: Callable[[dict[str, Any]], str], x: str, y: str
+) -> dict[str, tuple[list[float], list[float]]]:
+    """The rows' (x, y) values grouped into one named series per label, in the rows' order."""
+    grouped: dict[str, tuple[list[float], list[float]]] = {}
+    for row in rows:
+        xs, ys = grouped.setdefault(label(row), ([], []))
+        xs.append(row[x])
+        ys.append(row[y])
+    return grouped
 
 
 def line_plot(path: Path, series: dict[str, tuple[list[float], list[float]]], xlabel: str, ylabel: str, title: str) -> Path:

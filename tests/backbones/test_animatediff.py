@@ -14,9 +14,9 @@ from motionforge.backbones.animatediff import (
     AnimateDiffTinyBackbone,
     AnimateDiffTinyConfig,
     SelectiveNoising,
-    reference_latent,
 )
 from motionforge.backbones.schedules import to_model_latents
+from motionforge.backbones.steering import reference_latent
 from motionforge.cli import main
 from motionforge.samplers.single import sample_single
 from tests.backbones.conftest import STEERING_DEFAULTS, read_png_frames

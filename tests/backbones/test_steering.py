@@ -12,9 +12,8 @@ import torch
 from motionforge import ConfigError, animate, compose_config
 from motionforge.backbones import steering
 from motionforge.backbones.animatediff import AnimateDiffTinyBackbone, AnimateDiffTinyConfig
-from motionforge.backbones.animatediff import reference_latent as animatediff_reference
+from motionforge.backbones.steering import reference_latent
 from motionforge.backbones.svd import SvdTinyBackbone, SvdTinyConfig
-from motionforge.backbones.svd import reference_latent as svd_reference
 from motionforge.core.denoiser import euler_step
 from motionforge.core.motion import motion_strength, resize_flow
 from motionforge.core.types import MotionContext, MotionPlan, RenderRequest
@@ -22,8 +21,8 @@ from motionforge.samplers.single import sample_single
 
 QUIET = ["height=64", "width=64", "progress=false"]
 BACKBONES = {
-    "svd_tiny": (SvdTinyBackbone, SvdTinyConfig, svd_reference),
-    "animatediff_tiny": (AnimateDiffTinyBackbone, AnimateDiffTinyConfig, animatediff_reference),
+    "svd_tiny": (SvdTinyBackbone, SvdTinyConfig, reference_latent),
+    "animatediff_tiny": (AnimateDiffTinyBackbone, AnimateDiffTinyConfig, reference_latent),
 }
 
 

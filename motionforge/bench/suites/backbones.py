@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from motionforge.bench.report import line_plot
+from motionforge.bench.report import group, line_plot, series
 from motionforge.bench.runs import animate_in_process
 from motionforge.bench.settings import BenchSettings
 from motionforge.core.registry import get_registry
@@ -61,8 +61,7 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
     """Per backbone: phased's denoiser calls over periodic_overlap's at the longest clip, and each sampler's peak memory growth."""
     lines = []
     done = [r for r in rows if "skipped" not in r]
-    for backbone in dict.fromkeys(r["backbone"] for r in done):
-        mine = [r for r in done if r["backbone"] == backbone]
+    for backbone, mine in group(done, "backbone").items():
         at = {(r["sampler"], r["num_frames"]): r for r in mine}
         longest, shortest = max(r["num_frames"] for r in mine), min(r["num_frames"] for r in mine)
         if ("phased", longest) in at and ("periodic_overlap", longest) in at:
@@ -81,10 +80,6 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
 
 def plots(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
     """Render time against frames, one line per backbone and sampler."""
-    series: dict[str, tuple[list[float], list[float]]] = {}
-    for r in rows:
-        if "skipped" not in r:
-            xs, ys = series.setdefault(f"{r['backbone']} · {r['sampler']}", ([], []))
-            xs.append(r["num_frames"])
-            ys.append(r["render_s"])
-    return [line_plot(folder / "time_vs_frames.png", series, "frames", "render seconds", "Time against frames per sampler")]
+    done = [r for r in rows if "skipped" not in r]
+    lines = series(done, lambda r: f"{r['backbone']} · {r['sampler']}", "num_frames", "render_s")
+    return [line_plot(folder / "time_vs_frames.png", lines, "frames", "render seconds", "Time against frames per sampler")]

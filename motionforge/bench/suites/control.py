@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from motionforge.bench.cases import cases, overrides
-from motionforge.bench.report import bar_plot
+from motionforge.bench.report import bar_plot, group
 from motionforge.bench.settings import BenchSettings
 from motionforge.core.config import compose_config
 from motionforge.core.engine import animate
@@ -63,8 +63,7 @@ def measure(backbone: str, case: str, video: Any, has_brush: bool) -> dict[str, 
 def summary(rows: list[dict[str, Any]]) -> list[str]:
     """Per backbone: the mean end-point error over the cases (the goal is for warp), the leakage and the temporal error."""
     lines = []
-    for backbone in dict.fromkeys(r["backbone"] for r in rows):
-        mine = [r for r in rows if r["backbone"] == backbone]
+    for backbone, mine in group(rows, "backbone").items():
         epe = statistics.mean(r["epe_mean_px"] for r in mine)
         worst = max(r["epe_max_px"] for r in mine)
         goal = f" (goal ≤ {TARGET_EPE:g} px)" if backbone == "warp" else ""

@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from motionforge.backbones.loading import resolve_dtype
-from motionforge.bench.report import line_plot
+from motionforge.bench.report import group, line_plot, series
 from motionforge.bench.settings import BenchSettings
 from motionforge.core.config import check_run, compose_config
 from motionforge.core.engine import animate, make_context
@@ -135,8 +135,7 @@ def timed(run: Callable[[], np.ndarray], device: torch.device) -> tuple[float, n
 def summary(rows: list[dict[str, Any]]) -> list[str]:
     """The median ratio per backbone against the goal."""
     lines = []
-    for backbone in dict.fromkeys(r["backbone"] for r in rows):
-        mine = [r for r in rows if r["backbone"] == backbone]
+    for backbone, mine in group(rows, "backbone").items():
         median = statistics.median(r["ratio"] for r in mine)
         worst = max(r["max_diff_255"] for r in mine)
         lines.append(
@@ -147,13 +146,9 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
 
 def plots(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
     """The ratio of each pair, per backbone."""
-    series: dict[str, tuple[list[float], list[float]]] = {}
-    for r in rows:
-        xs, ys = series.setdefault(r["backbone"], ([], []))
-        xs.append(r["pair"] + 1)
-        ys.append(r["ratio"])
+    ratios = series(rows, lambda r: r["backbone"], "pair", "ratio")
     return [
         line_plot(
-            folder / "cost_ratio.png", series, "pair", "engine seconds / pipeline seconds", "Engine overhead over diffusers"
+            folder / "cost_ratio.png", ratios, "pair", "engine seconds / pipeline seconds", "Engine overhead over diffusers"
         )
     ]
