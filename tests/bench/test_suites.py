@@ -104,10 +104,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, overrides, message) 
 
 
 def test_control_measures_adherence_on_the_procedural_cases(tmp_path) -> None:
-    rows, table = bench(tmp_path, "suite=control", "suite.size=128", "suite.num_frames=6")
-    assert [r["case"] for r in rows] == ["drag_disc", "two_objects", "brushed", "slow_diagonal"]
+    rows, table = bench(tmp_path, "suite=control", "suite.size=128", "suite.num_frames=8")
+    assert [r["case"] for r in rows] == ["drag_disc", "two_objects", "brushed", "slow_diagonal", "out_of_brush", "crossing"]
     assert all(r["backbone"] == "warp" and r["epe_mean_px"] < 1.0 and r["lost"] == 0 for r in rows)
-    assert [r["leakage"] is not None for r in rows] == [False, False, True, False]
-    assert all(len(r["epe_per_frame_px"]) == 6 and r["temporal_error"] >= 0 for r in rows)
-    assert "warp: trajectory end-point error" in table and "(goal ≤ 1 px)" in table
+    assert [r["leakage"] is not None for r in rows] == [False, False, True, False, True, True]
+    assert [r["hidden"] for r in rows] == [0, 0, 0, 0, 0, 1]  # the crossing square passes behind the disc
+    by_case = {r["case"]: r for r in rows}
+    assert by_case["out_of_brush"]["ghost"] == 0.0 and by_case["out_of_brush"]["tear"] < 0.05
+    assert by_case["crossing"]["tear"] < 0.05 and all(0 <= r["ghost"] < 0.2 for r in rows)
+    assert all(len(r["epe_per_frame_px"]) == 8 and r["temporal_error"] >= 0 for r in rows)
+    assert "warp: trajectory end-point error" in table and "(goal ≤ 1 px)" in table and "ghost at most" in table
     assert (tmp_path / "run" / "adherence.png").is_file()
