@@ -130,11 +130,24 @@ def densify_gaussian(points: SparsePoints, height: int, width: int, settings: De
     """Dense flow [F, 2, H, W] from sparse samples by Gaussian-weighted interpolation (eqs. 6–7).
 
     f(x_j) = Σ_i exp(-(D_ij/σ)²) f_s(x_i), zero where the total weight Σ_i exp(-(D_ij/σ)²) is below
-    R; with ``normalize`` the sum is divided by max(1, total weight) so that overlapping tracks do
-    not add up (the paper's literal sum otherwise). A sample's per-frame weight (its mask value)
-    scales its term and its share of the total weight.
+    R/2 and fading in up to R (:func:`threshold_fade`; the paper cuts at R); with ``normalize`` the
+    sum is divided by max(1, total weight) so that overlapping tracks do not add up (the paper's
+    literal sum otherwise). A sample's per-frame weight (its mask value) scales its term and its
+    share of the total weight.
     """
     return _densify(points, height, width, settings, partition=False)
+
+
+def threshold_fade(total: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Eq. 7's cut-off made continuous: 1 where the total weight is at least R, 0 below R/2, smoothstep between; same shape.
+
+    A hard cut at R would tear the flow along a curve (a jump of R times the motion there); the
+    smooth fade keeps the flow continuous, so content stretches across it instead of ripping.
+    """
+    if threshold <= 0:
+        return torch.ones_like(total)
+    ramp = ((total - 0.5 * threshold) / (0.5 * threshold)).clamp(0.0, 1.0)
+    return ramp * ramp * (3.0 - 2.0 * ramp)
 
 
 def densify_partition(points: SparsePoints, height: int, width: int, settings: DensifySettings) -> torch.Tensor:
@@ -163,18 +176,18 @@ def _densify(points: SparsePoints, height: int, width: int, settings: DensifySet
         else:
             if settings.normalize:
                 flow = flow / total.clamp(min=1.0)[..., None]
-            flow = flow * (total >= settings.threshold)[..., None]
+            flow = flow * threshold_fade(total, settings.threshold)[..., None]
         out[:, :, pixels] = rearrange(flow, "p f c -> f c p")
     return out.view(num_frames, 2, height, width)
 
 
 def coverage(points: SparsePoints, height: int, width: int, settings: DensifySettings) -> torch.Tensor:
-    """Where the densifier gives these samples' motion (total weight ≥ R in some frame): bool [H, W]."""
+    """Where the densifier gives these samples' motion (total weight above R/2 in some frame): bool [H, W]."""
     covered = torch.zeros(height * width, dtype=torch.bool, device=points.flow.device)  # [H*W]
     if len(points) == 0:
         return covered.view(height, width)
     for pixels, kernel in _kernel_chunks(points, height, width, settings):
-        covered[pixels] = ((kernel @ points.weight) >= settings.threshold).any(dim=1)
+        covered[pixels] = (threshold_fade(kernel @ points.weight, settings.threshold) > 0).any(dim=1)
     return covered.view(height, width)
 
 

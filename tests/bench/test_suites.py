@@ -19,8 +19,12 @@ def bench(tmp_path, *overrides: str) -> tuple[list[dict], str]:
 
 def test_preview_measures_frames_per_second(tmp_path) -> None:
     rows, table = bench(tmp_path, "suite=preview", "suite.num_frames=4", "suite.height=64", "suite.width=64", "suite.repeats=2")
-    assert [r["repeat"] for r in rows] == [0, 1] and all(r["fps"] > 0 for r in rows)
-    assert "frames per second rendering 4 frames at 64×64 (goal ≥ 30)" in table
+    assert [(r["scene"], r["repeat"]) for r in rows] == [("tracks", 0), ("tracks", 1), ("brush", 0), ("brush", 1)]
+    assert all(r["fps"] > 0 and r["remap_ms"] > 0 for r in rows)
+    for row in rows:  # the cost of a frame in remaps: seconds per frame over the seconds of one remap
+        assert row["remaps_per_frame"] == pytest.approx(row["render_s"] / row["num_frames"] / (row["remap_ms"] / 1e3), rel=0.02)
+    assert "warp preview, tracks: median" in table and "frames per second rendering 4 frames at 64×64 (goal ≥ 60)" in table
+    assert "remaps of a frame per frame" in table and "goal ≤ 15, stretch ≤ 5" in table
     assert "Command: `motionforge bench suite=preview suite.num_frames=4" in table and "hydra.run.dir" not in table
     assert (tmp_path / "run" / "fps.png").is_file()
 
@@ -80,7 +84,7 @@ def test_a_sweep_runs_one_job_per_value(tmp_path) -> None:
     )  # fmt: skip
     assert status == 0
     counts = [len((sweep / job / "measurements.jsonl").read_text().splitlines()) for job in ("0", "1")]
-    assert counts == [1, 2]
+    assert counts == [2, 4]  # one row per repeat of each of the two scenes
 
 
 @pytest.mark.parametrize(

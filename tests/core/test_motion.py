@@ -25,17 +25,16 @@ from motionforge.core.motion import (
 
 
 def direct_eqs_6_7(positions, flows, height, width, sigma, threshold, normalize):
-    """Eqs. 6-7 evaluated pixel by pixel in float64: [F, 2, H, W]."""
+    """Eqs. 6-7 evaluated pixel by pixel in float64, the cut-off at R faded in from R/2 (smoothstep): [F, 2, H, W]."""
     num_frames = flows.shape[1]
     out = np.zeros((num_frames, 2, height, width))
     for y in range(height):
         for x in range(width):
             weights = [math.exp(-((x - px) ** 2 + (y - py) ** 2) / sigma**2) for px, py in positions]
             total = sum(weights)
-            if total < threshold:
-                continue
+            ramp = min(max((total - threshold / 2) / (threshold / 2), 0.0), 1.0) if threshold > 0 else 1.0
             value = sum(w * flows[i] for i, w in enumerate(weights))  # [F, 2]
-            out[:, :, y, x] = value / max(1.0, total) if normalize else value
+            out[:, :, y, x] = (value / max(1.0, total) if normalize else value) * ramp * ramp * (3 - 2 * ramp)
     return out
 
 

@@ -16,6 +16,7 @@ splatting (faster motion in front), with the holes it leaves filled from their s
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -78,10 +79,8 @@ class CoarseGrid:
         return self.step * (torch.arange(count, device=device, dtype=torch.float32) - 1) + (self.step - 1) / 2
 
     def nodes(self, device: torch.device) -> torch.Tensor:
-        """The nodes' pixel positions: [2, rows, columns], x then y."""
-        rows, cols = self.shape
-        grid_y, grid_x = torch.meshgrid(self._axis(rows, device), self._axis(cols, device), indexing="ij")
-        return torch.stack([grid_x, grid_y])  # [2, rows, cols]
+        """The nodes' pixel positions: [2, rows, columns], x then y (computed once per grid and device; do not modify)."""
+        return _node_positions(self, torch.device(device))
 
     def upsample(self, values: torch.Tensor) -> torch.Tensor:
         """Every pixel's value [C, H, W], bilinear between the nodes' values [C, rows, cols]."""
@@ -115,6 +114,14 @@ class CoarseGrid:
                 cy = (index[1] + axis_y).floor().long().clamp(0, cells.shape[0] - 1)
                 hit |= cells[cy, cx]
         return hit
+
+
+@functools.lru_cache(maxsize=64)
+def _node_positions(grid: CoarseGrid, device: torch.device) -> torch.Tensor:
+    """The nodes' pixel positions of a grid: [2, rows, columns]."""
+    rows, cols = grid.shape
+    grid_y, grid_x = torch.meshgrid(grid._axis(rows, device), grid._axis(cols, device), indexing="ij")
+    return torch.stack([grid_x, grid_y])  # [2, rows, cols]
 
 
 def pixel_positions(height: int, width: int, device: torch.device) -> torch.Tensor:
@@ -198,8 +205,8 @@ def invert(flow: torch.Tensor, grid: CoarseGrid, guess: torch.Tensor | None) -> 
     if residual > TOLERANCE_PX:
         return None
     coarse = nodes
+    errors = centre_errors(flow, grid, nodes)  # [rows-1, cols-1]
     while True:
-        errors = centre_errors(flow, grid, nodes)  # [rows-1, cols-1]
         if grid.finest:
             return (grid, nodes, coarse) if not errors.numel() or float(errors.amax()) <= ACCEPT_PX else None
         bad = errors > TOLERANCE_PX
@@ -213,6 +220,7 @@ def invert(flow: torch.Tensor, grid: CoarseGrid, guess: torch.Tensor | None) -> 
             return None
         nodes_fine[:, redo] = solved
         grid, nodes = finer, nodes_fine
+        errors = centre_errors(flow, grid, nodes)
 
 
 def splatted_backward(flow: torch.Tensor, occlusion: float) -> torch.Tensor:
