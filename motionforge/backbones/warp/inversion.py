@@ -27,12 +27,13 @@ from motionforge.kernels import splat
 from motionforge.kernels.reference import EPS, METRIC_CLIP
 
 COARSE_STEP = 16  # pixels between the coarsest grid's nodes
-REFINE = 2  # each refinement splits a cell into REFINE × REFINE
+REFINE = 2  # each refinement halves the spacing (the grids' node arithmetic assumes 2)
 FINEST_STEP = 2  # pixels between the finest grid's nodes
 NEWTON_ITERATIONS = 8
 NEWTON_TOLERANCE = 1e-3  # Newton stops once every node's source is this close (pixels)
-TOLERANCE_PX = 0.25  # how far the upsampled map may be off at a cell's centre before the cell is refined (pixels)
+TOLERANCE_PX = 0.1  # how far the upsampled map may be off at a cell's centre before the cell is refined (pixels)
 ACCEPT_PX = 0.5  # how far it may be off at the finest grid (pixels)
+SETTLED_PX = TOLERANCE_PX / 8  # a cell this close at its centre is not checked again at the finer grids (pixels)
 # The forward map counts as folding where det(I + ∇f), by differences FOLD_SPACING pixels apart, falls below this.
 FOLD_DETERMINANT = 0.05
 FOLD_SPACING = 2
@@ -91,29 +92,29 @@ class CoarseGrid:
         return up[:, self.step : self.step + self.height, self.step : self.step + self.width]
 
     def resample(self, values: torch.Tensor, finer: CoarseGrid) -> torch.Tensor:
-        """Values at this grid's nodes [C, rows, cols], bilinear at another grid's nodes: [C, rows', cols']."""
-        rows, cols = self.shape
-        where = finer.nodes(values.device)  # [2, rows', cols'] pixel positions
-        index = (where - (self.step - 1) / 2) / self.step + 1  # this grid's node index, fractional
-        scale = torch.tensor([2.0 / max(cols - 1, 1), 2.0 / max(rows - 1, 1)], device=values.device).view(2, 1, 1)
-        grid = (index * scale - 1.0).permute(1, 2, 0)[None]  # [1, rows', cols', 2]
-        return F.grid_sample(values[None], grid, mode="bilinear", padding_mode="border", align_corners=True)[0]
+        """Values at this grid's nodes [C, rows, cols], bilinear at the next finer grid's nodes: [C, rows', cols'].
+
+        The finer grid's node b lies at this grid's fractional index b/2 + 1/4, which is the output
+        index b + 1 of torch's 2× bilinear upsampling (corners not aligned).
+        """
+        rows, cols = finer.shape
+        up = F.interpolate(values[None], scale_factor=REFINE, mode="bilinear", align_corners=False)[0]  # [C, 2 rows, 2 cols]
+        return up[:, 1 : rows + 1, 1 : cols + 1]
 
     def cell_centres(self, nodes: torch.Tensor) -> torch.Tensor:
         """The centres of the grid's cells, bilinear between their four nodes: [2, rows-1, cols-1] from [2, rows, cols]."""
         return 0.25 * (nodes[:, :-1, :-1] + nodes[:, 1:, :-1] + nodes[:, :-1, 1:] + nodes[:, 1:, 1:])
 
     def nodes_of_cells(self, cells: torch.Tensor, finer: CoarseGrid) -> torch.Tensor:
-        """The nodes of another grid that lie in (or on the edge of) the given cells of this one: bool [rows', cols'] from [rows-1, cols-1]."""
-        where = finer.nodes(cells.device)  # [2, rows', cols']
-        index = (where - (self.step - 1) / 2) / self.step + 1  # [2, rows', cols'] this grid's node index, fractional
-        hit = torch.zeros(finer.shape, dtype=torch.bool, device=cells.device)
-        for axis_x in (0.0, -1e-4):  # a node on a cell's edge belongs to the cells on both sides
-            for axis_y in (0.0, -1e-4):
-                cx = (index[0] + axis_x).floor().long().clamp(0, cells.shape[1] - 1)
-                cy = (index[1] + axis_y).floor().long().clamp(0, cells.shape[0] - 1)
-                hit |= cells[cy, cx]
-        return hit
+        """The nodes of the next finer grid inside the given cells of this one: bool [rows', cols'] from [rows-1, cols-1].
+
+        Cell c (between nodes c and c + 1) holds the finer grid's nodes 2c and 2c + 1, along each side.
+        """
+        rows, cols = finer.shape
+        inside = cells.repeat_interleave(REFINE, dim=0).repeat_interleave(REFINE, dim=1)  # [2 (rows-1), 2 (cols-1)]
+        padded = torch.zeros(max(rows, inside.shape[0]), max(cols, inside.shape[1]), dtype=torch.bool, device=cells.device)
+        padded[: inside.shape[0], : inside.shape[1]] = inside
+        return padded[:rows, :cols]
 
 
 @functools.lru_cache(maxsize=64)
@@ -183,11 +184,25 @@ def newton(flow: torch.Tensor, targets: torch.Tensor, guess: torch.Tensor) -> tu
     return source, float((source + sample(flow, source) - targets).abs().amax())
 
 
-def centre_errors(flow: torch.Tensor, grid: CoarseGrid, nodes: torch.Tensor) -> torch.Tensor:
-    """How far the bilinear map is from inverting the flow at each cell's centre, pixels: [rows-1, cols-1]."""
-    middle = grid.cell_centres(nodes)  # [2, rows-1, cols-1] the upsampled map's positions there
-    targets = grid.cell_centres(grid.nodes(flow.device))
-    return (middle + sample(flow, middle) - targets).abs().amax(dim=0)
+def centre_errors(flow: torch.Tensor, grid: CoarseGrid, nodes: torch.Tensor, cells: torch.Tensor | None = None) -> torch.Tensor:
+    """How far the bilinear map is from inverting the flow at each cell's centre, pixels: [rows-1, cols-1].
+
+    With ``cells`` (bool [rows-1, cols-1]) only those cells are checked; the others read 0.
+    """
+    targets = grid.nodes(flow.device)  # [2, rows, cols]
+    if cells is None:
+        middle, aim = grid.cell_centres(nodes), grid.cell_centres(targets)  # [2, rows-1, cols-1]
+        return (middle + sample(flow, middle) - aim).abs().amax(dim=0)
+    errors = torch.zeros(cells.shape, device=flow.device)
+    ys, xs = torch.nonzero(cells, as_tuple=True)  # [M] the cells' top-left nodes
+
+    def centre(values: torch.Tensor) -> torch.Tensor:
+        """The chosen cells' centres, bilinear between their corners: [2, M]."""
+        return 0.25 * (values[:, ys, xs] + values[:, ys + 1, xs] + values[:, ys, xs + 1] + values[:, ys + 1, xs + 1])
+
+    middle = centre(nodes)
+    errors[ys, xs] = (middle + sample(flow, middle) - centre(targets)).abs().amax(dim=0)
+    return errors
 
 
 def invert(flow: torch.Tensor, grid: CoarseGrid, guess: torch.Tensor | None) -> tuple[CoarseGrid, torch.Tensor, torch.Tensor] | None:
@@ -219,8 +234,15 @@ def invert(flow: torch.Tensor, grid: CoarseGrid, guess: torch.Tensor | None) -> 
         if residual > TOLERANCE_PX:
             return None
         nodes_fine[:, redo] = solved
+        # Check again only around the cells that were not clearly good: a finer cell of a cell whose centre was
+        # off by less than SETTLED_PX interpolates the same smooth map.
+        unsure = (errors > SETTLED_PX).repeat_interleave(REFINE, dim=0).repeat_interleave(REFINE, dim=1)[None, None].float()
+        unsure = F.max_pool2d(unsure, kernel_size=3, stride=1, padding=1)[0, 0] > 0  # [2 (rows-1), 2 (cols-1)] and around
         grid, nodes = finer, nodes_fine
-        errors = centre_errors(flow, grid, nodes)
+        check = torch.zeros(grid.shape[0] - 1, grid.shape[1] - 1, dtype=torch.bool, device=flow.device)
+        rows, cols = min(check.shape[0], unsure.shape[0]), min(check.shape[1], unsure.shape[1])
+        check[:rows, :cols] = unsure[:rows, :cols]
+        errors = centre_errors(flow, grid, nodes, check)
 
 
 def splatted_backward(flow: torch.Tensor, occlusion: float) -> torch.Tensor:
