@@ -15,6 +15,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,26 @@ def require_components(folder: Path, components: dict[str, str], key: str, what:
             raise InputError(f"{key}={folder} has a {name}/ folder without {config_name}; is the checkpoint complete?")
 
 
+def check_pipeline(
+    folder: Path, key: str, components: dict[str, str], what: str, unet: tuple[str, int | None], advice: str
+) -> dict[str, Any]:
+    """Check that a folder is a complete pipeline of ``what`` (e.g. "Stable Video Diffusion"); return its UNet's config.
+
+    ``unet`` is the UNet's class name and input channels (None: any); ``advice`` says what to pass instead.
+    """
+    index = read_config(folder, "model_index.json", key)
+    config = read_config(folder / "unet", "config.json", key) if (folder / "unet" / "config.json").is_file() else {}
+    found = config.get("_class_name")
+    channels = f" with {config.get('in_channels', '?')} input channels" if unet[1] is not None else ""
+    if found != unet[0] or (unet[1] is not None and config.get("in_channels", unet[1]) != unet[1]):
+        raise InputError(
+            f"{key}={folder} holds a {index.get('_class_name', 'an unknown pipeline')} (its UNet is {found or 'missing'}"
+            f"{channels}), not {what}; {advice}"
+        )
+    require_components(folder, components, key, f"a {what} checkpoint")
+    return config
+
+
 def weight_options(component: Path, allow_pickle: bool, key: str) -> dict[str, Any]:
     """from_pretrained keyword arguments for a component folder: safetensors only (unless pickle is allowed), its variant."""
     files = [p.name for p in component.iterdir() if p.is_file()] if component.is_dir() else []
@@ -149,6 +170,27 @@ def load_component(load: Callable[..., Any], folder: Path, subfolder: str | None
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         reason = " ".join(str(exc).split())[:300]
         raise InputError(f"{key}: could not load {what} from {where} ({reason})") from exc
+
+
+@dataclass(frozen=True)
+class Part:
+    """One component of a pipeline folder: its loader (a from_pretrained), what it is (for errors), whether it has weights."""
+
+    load: Callable[..., Any]
+    what: str
+    weights: bool = True  # tokenizers and image processors have none: no dtype, device or safetensors policy
+
+
+def load_parts(
+    folder: Path, parts: dict[str, Part], allow_pickle: bool, dtype: torch.dtype, device: torch.device, key: str
+) -> dict[str, Any]:
+    """Load each component subfolder of a pipeline folder (name → part) under the safetensors policy, weights on device in dtype."""
+    loaded = {}
+    for name, part in parts.items():
+        options = {"dtype": dtype, **weight_options(folder / name, allow_pickle, key)} if part.weights else {"local_files_only": True}
+        value = load_component(part.load, folder, name, key, part.what, **options)
+        loaded[name] = place(value, device, dtype) if part.weights else value
+    return loaded
 
 
 def clip_image_processor_class() -> type:

@@ -18,7 +18,7 @@ the processors read the flows, the step and the window from a per-run :class:`Mo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -213,20 +213,15 @@ def installed(unet: Any, context: MotionAttentionContext) -> Iterator[None]:
 class WarpedAttention:
     """A Denoiser wrapper: each call runs with the warped-attention processors installed and the step's state in the context."""
 
-    def __init__(
-        self, inner: Denoiser, unet: Any, context: MotionAttentionContext, sigmas: torch.Tensor, start: float, end: float
-    ) -> None:
+    def __init__(self, inner: Denoiser, unet: Any, context: MotionAttentionContext, active: Container[object]) -> None:
         self.inner = inner
         self.unet = unet
         self.context = context
-        self.sigmas = sigmas.float().cpu()  # [T+1] the schedule the sampler runs
-        steps = len(sigmas) - 1
-        self.steps = range(round(start * steps), round(end * steps))
+        self.active = active  # the sigmas of the active steps (a steering StepWindow)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """x [B, Fw, C, h, w] at sigma → x0, the UNet's temporal attention augmented during the active steps."""
-        index = int((self.sigmas[:-1] - float(sigma)).abs().argmin())  # the step: the nearest of the schedule's sigmas
-        if index not in self.steps:
+        if sigma not in self.active:
             return self.inner.denoise(x, sigma, frames)
         context = self.context
         context.frames, context.batch = frames.cpu(), x.shape[0] * context.guidance
@@ -240,18 +235,18 @@ def warp_attention(
     unet: Any,
     flow: torch.Tensor,
     latent_size: tuple[int, int],
-    sigmas: torch.Tensor,
+    active: Container[object],
     guidance: int,
     backends: tuple[str | None, str | None] = (None, None),
 ) -> Denoiser:
     """Wrap the denoiser in warped attention when it applies (else return it unchanged).
 
     flow [F, 2, H, W] the plan's f_{0→i} in working pixels; latent_size (h, w) at the UNet's input;
-    sigmas [T+1] the schedule the sampler runs; guidance 2 when the UNet's batch doubles for guidance;
+    active the sigmas of the steps it acts in; guidance 2 when the UNet's batch doubles for guidance;
     backends the kernels' backend= of temporal_attention and splat (None: automatic).
     """
     if not uses_warped_attention(config):
         return denoiser
     context = MotionAttentionContext(flow, *latent_size, strength=config.warped_attention_strength, guidance=guidance)
     context.attention_backend, context.splat_backend = backends
-    return WarpedAttention(denoiser, unet, context, sigmas, config.warped_attention_start, config.warped_attention_end)
+    return WarpedAttention(denoiser, unet, context, active)

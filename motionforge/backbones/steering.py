@@ -1,4 +1,4 @@
-"""Zero-shot motion control for the diffusion backbones: warped latent initialisation, the region hold, the strength map.
+"""Zero-shot motion control for the diffusion backbones, composed by one entry point (:func:`steer`).
 
 - ``latent_init`` (Controllable Longer Image Animation, Motion-I2V's zero-shot video-to-video): frame i
   starts from the picture's clean latent forward-splatted along the plan's f_{0→i} at latent
@@ -14,21 +14,28 @@
   with σ), and the last step to σ = 0 lands on the reference exactly. Samplers see only a Denoiser.
 - ``warped_attention`` (Motion-I2V's motion-augmented temporal attention): in
   :mod:`motionforge.backbones.motion_attention`.
+- selective noising (Motion-I2V, AnimateDiff's ``selective_noising``): the clip's frame 0 is the
+  picture's clean latent at every step (:class:`SelectiveNoising`).
 - strength: SVD maps the plan's M_s to ``motion_bucket_id`` (:func:`motion_bucket`); AnimateDiff
   rescales the flow ``latent_init`` warps by so its M_s is the one asked (:func:`flow_at_strength`).
+
+The step ranges (``region_start``/``_end``, ``warped_attention_start``/``_end``) are fractions of the
+sampled steps, turned once per run into the sigmas they cover (:class:`StepWindow`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from motionforge.backbones import loading, motion_attention
+from motionforge.backbones import loading, motion_attention, runtime
 from motionforge.backbones.motion_attention import WarpedAttentionParams
+from motionforge.backbones.schedules import Schedule
 from motionforge.core.errors import ConfigError
 from motionforge.core.motion import magnitude, motion_strength, resize_flow
 from motionforge.core.types import Denoiser, MotionPlan
@@ -88,9 +95,30 @@ def start_index(init_strength: float, steps: int) -> int:
     return min(round((1.0 - init_strength) * steps), steps - 1)
 
 
-def uses_latent_init(config: SteeringParams, steps: int) -> bool:
-    """Whether latent_init changes this run (it is on and starts below the top of the schedule)."""
-    return bool(config.latent_init) and steps > 0 and start_index(config.init_strength, steps) > 0
+def start_step(config: SteeringParams, steps: int) -> int:
+    """The step of a schedule of ``steps`` steps that sampling starts at: latent_init's start index when it is on, else 0."""
+    return start_index(config.init_strength, steps) if config.latent_init and steps > 0 else 0
+
+
+@dataclass(frozen=True)
+class StepWindow:
+    """The sigmas of the steps [round(start·T), round(end·T)) of a schedule: a control is active at a sigma in [low, high]."""
+
+    high: float
+    low: float
+
+    @classmethod
+    def of(cls, sigmas: torch.Tensor, start: float, end: float) -> StepWindow:
+        """The window of a fraction [start, end) of the steps of sigmas [T+1] (empty: active nowhere)."""
+        steps = len(sigmas) - 1
+        active = sigmas[:-1][round(start * steps) : round(end * steps)].float()
+        if not len(active):
+            return cls(-math.inf, math.inf)
+        return cls(float(active.max()), float(active.min()))
+
+    def __contains__(self, sigma: object) -> bool:
+        """Whether a step at this sigma is in the window."""
+        return self.low <= float(sigma) <= self.high  # type: ignore[arg-type]
 
 
 def uses_region(config: SteeringParams, plan: MotionPlan) -> bool:
@@ -139,20 +167,16 @@ def warp_reference(reference: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def latent_init(
-    reference: torch.Tensor, flow: torch.Tensor, noise: torch.Tensor, sigmas: torch.Tensor, init_strength: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Warped, noised initial latents and the shortened schedule.
+def latent_init(reference: torch.Tensor, flow: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Warped initial latents noised to the start sigma (the schedule already starts at :func:`start_step`).
 
     reference [1, C, h, w] clean latent in sigma space at σ = 0; flow [F, 2, H, W] working pixels;
-    noise [1, F, C, h, w] unit Gaussian; sigmas [T+1] → (latents [1, F, C, h, w] at sigmas[s], sigmas[s:]).
+    noise [1, F, C, h, w] unit Gaussian; sigma the schedule's first → latents [1, F, C, h, w] at sigma.
     """
-    start = start_index(init_strength, len(sigmas) - 1)
     height, width = reference.shape[-2:]
     small = resize_flow(flow.to(reference.device).float(), height, width)  # [F, 2, h, w] in latent pixels
     warped = warp_reference(reference, small)[None]  # [1, F, C, h, w]
-    sigma = sigmas[start].to(noise.dtype)
-    return warped.to(noise.dtype) + sigma * noise.to(warped.device), sigmas[start:]
+    return warped.to(noise.dtype) + sigma.to(noise.dtype) * noise.to(warped.device)
 
 
 def feathered(region: torch.Tensor, height: int, width: int, feather: float) -> torch.Tensor:
@@ -176,37 +200,94 @@ def feathered(region: torch.Tensor, height: int, width: int, feather: float) -> 
 class RegionHold:
     """A Denoiser wrapper: outside the region x0 is the reference latent (blended by a weight), during the active steps."""
 
-    def __init__(
-        self, inner: Denoiser, reference: torch.Tensor, hold: torch.Tensor, sigmas: torch.Tensor, start: float, end: float
-    ) -> None:
+    def __init__(self, inner: Denoiser, reference: torch.Tensor, hold: torch.Tensor, active: StepWindow) -> None:
         self.inner = inner
         self.reference = reference  # [1, C, h, w] clean latent in sigma space at σ = 0
         self.hold = hold  # [1, 1, h, w] in [0, 1]: 1 = x0 is the reference there
-        self.sigmas = sigmas.float().cpu()  # [T+1] the schedule the sampler runs
-        steps = len(sigmas) - 1
-        self.steps = range(round(start * steps), round(end * steps))
-
-    def active(self, sigma: torch.Tensor) -> bool:
-        """Whether the step at this sigma (the nearest of the schedule's) is in the active range."""
-        index = int((self.sigmas[:-1] - float(sigma)).abs().argmin())
-        return index in self.steps
+        self.active = active
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """x [B, Fw, C, h, w] at sigma → x0 with the outside of the region lerped to the reference."""
         x0 = self.inner.denoise(x, sigma, frames)
-        if not self.active(sigma):
+        if sigma not in self.active:
             return x0
         reference = self.reference.to(x0)[:, None]  # [1, 1, C, h, w]
         hold = self.hold.to(x0)[:, None]  # [1, 1, 1, h, w]
         return torch.lerp(x0, reference.expand_as(x0), hold.expand_as(x0))  # weight 1 gives the reference exactly
 
 
-def hold_region(
-    denoiser: Denoiser, config: SteeringParams, plan: MotionPlan, reference: torch.Tensor, sigmas: torch.Tensor
-) -> Denoiser:
-    """Wrap the denoiser in the region hold when it applies (else return it unchanged)."""
-    if not uses_region(config, plan):
-        return denoiser
-    free = feathered(plan.region.to(reference.device), *reference.shape[-2:], config.region_feather)  # [1, 1, h, w]
-    hold = config.region_strength * (1.0 - free)
-    return RegionHold(denoiser, reference, hold, sigmas, config.region_start, config.region_end)
+class SelectiveNoising:
+    """Motion-I2V's selective noising: the clip's frame 0 is the clean reference latent at every step.
+
+    The model sees the clean latent in frame 0 (noise-free) beside the noisy frames, and the
+    denoiser returns it as frame 0's x0, so the clip starts from the picture.
+    """
+
+    def __init__(self, inner: Denoiser, reference: torch.Tensor) -> None:
+        self.inner = inner
+        self.reference = reference  # [1, C, h, w] clean latent in model space (= sigma space at σ = 0)
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """x [B, Fw, C, h, w] at sigma → x0 with frame 0 (if in the window) held at the reference."""
+        held = (frames == 0).to(x.device)  # [Fw]
+        if not bool(held.any()):
+            return self.inner.denoise(x, sigma, frames)
+        scale = float((torch.as_tensor(sigma, dtype=torch.float32) ** 2 + 1) ** 0.5)  # z = x / scale
+        reference = self.reference.to(x.dtype)[:, None]  # [1, 1, C, h, w]
+        x = torch.where(held[None, :, None, None, None], reference * scale, x)
+        return torch.where(held[None, :, None, None, None], reference, self.inner.denoise(x, sigma, frames))
+
+
+@dataclass
+class Steered:
+    """A model's denoiser with the zero-shot controls around it, the initial latents, and what used the plan."""
+
+    denoiser: Denoiser
+    latents: torch.Tensor  # [1, F, C, h, w] at the schedule's first sigma
+    used: list[str]
+
+
+def steer(
+    denoiser: Denoiser,
+    config: SteeringParams,
+    plan: MotionPlan,
+    *,
+    schedule: Schedule,
+    noise: torch.Tensor,
+    reference: Callable[[], torch.Tensor],
+    unet: Any,
+    guidance: int,
+    hold_first_frame: bool = False,
+    init_flow: torch.Tensor | None = None,
+) -> Steered:
+    """Put the zero-shot controls that apply around a model's denoiser, in one order, and say which ones did.
+
+    From the model out: (1) the initial latents [1, F, C, h, w] are the unit ``noise`` scaled to the
+    schedule's first sigma, or, under latent_init (the schedule then starts at :func:`start_step`),
+    the picture's latent warped along ``init_flow`` (the plan's flow by default) plus that noise;
+    (2) warped_attention installs its processors around each model call; (3) selective noising
+    (``hold_first_frame``) holds frame 0 at the picture; (4) the region hold replaces x0 outside the
+    region last, so it wins. ``reference`` encodes the picture's clean latent [1, C, h, w] (called
+    once, when a control needs it); ``unet`` is the model warped attention patches, ``guidance`` 2
+    when its batch doubles for guidance. The step ranges are taken over the schedule's sigmas.
+    """
+    sigmas, initialised, held = schedule.sigmas, schedule.start > 0, uses_region(config, plan)
+    picture = reference() if initialised or held or hold_first_frame else None  # [1, C, h, w]
+    latents, used = noise * schedule.init_noise_scale, []
+    if initialised:
+        latents = latent_init(picture, plan.flow if init_flow is None else init_flow, noise, sigmas[0])
+        used.append("latent_init")
+    if motion_attention.uses_warped_attention(config):
+        active = StepWindow.of(sigmas, config.warped_attention_start, config.warped_attention_end)
+        denoiser = motion_attention.warp_attention(
+            denoiser, config, unet, plan.flow, noise.shape[-2:], active, guidance, runtime.warped_backends(config)
+        )
+        used.append("warped_attention")
+    if hold_first_frame:
+        denoiser = SelectiveNoising(denoiser, picture)
+    if held:
+        free = feathered(plan.region.to(picture.device), *picture.shape[-2:], config.region_feather)  # [1, 1, h, w]
+        active = StepWindow.of(sigmas, config.region_start, config.region_end)
+        denoiser = RegionHold(denoiser, picture, config.region_strength * (1.0 - free), active)
+        used.append("region")
+    return Steered(denoiser, latents, used)

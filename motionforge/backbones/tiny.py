@@ -30,8 +30,9 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
+from motionforge.backbones import ip_adapter
 from motionforge.backbones.ip_adapter import cross_attention_layers
-from motionforge.backbones.loading import clip_image_processor_class
+from motionforge.backbones.loading import clip_image_processor_class, place
 
 SVD_TINY_FRAMES = 14  # the tiny SVD UNet's native window, as SVD's 14-frame checkpoint
 TINY_CROSS_DIM = 32
@@ -124,6 +125,11 @@ def tiny_sd_components(seed: int = 0) -> dict[str, Any]:
         "tokenizer": tokenizer,
         "scheduler": scheduler,
     }
+
+
+def scheduler_config(scheduler: Any) -> dict[str, Any]:
+    """A scheduler's config as a folder's scheduler_config.json holds it: its class and every setting, none left to defaults."""
+    return {"_class_name": type(scheduler).__name__, **{k: v for k, v in scheduler.config.items() if not k.startswith("_")}}
 
 
 def tiny_motion_adapter(seed: int = 0) -> MotionAdapter:
@@ -242,6 +248,13 @@ def tiny_ip_adapter_encoder(seed: int = 0) -> CLIPVisionModelWithProjection:
         return tiny_image_encoder()
 
 
+def install_tiny_ip_adapter(unet: Any, unet2d: UNet2DConditionModel, device: torch.device, dtype: torch.dtype) -> Any:
+    """Put a tiny random IP-Adapter on a motion UNet built from ``unet2d``; its image side (encoder on device in dtype)."""
+    parts = ip_adapter.IPAdapterParts(place(tiny_ip_adapter_encoder(), device, dtype), tiny_image_processor())
+    ip_adapter.install(unet, ip_adapter.split(tiny_ip_adapter(unet2d)), parts, "tiny", "tiny")
+    return parts
+
+
 def save_tiny_svd(folder: Path) -> Path:
     """Save a tiny Stable Video Diffusion pipeline in diffusers format (safetensors), as a user's local folder would be."""
     from diffusers import StableVideoDiffusionPipeline
@@ -250,13 +263,14 @@ def save_tiny_svd(folder: Path) -> Path:
     return folder
 
 
-def save_tiny_sd(folder: Path) -> Path:
-    """Save a tiny SD1.5-layout pipeline (DDIM scheduler, no safety checker) in diffusers format."""
+def save_tiny_sd(folder: Path, scheduler: Any = None) -> Path:
+    """Save a tiny SD1.5-layout pipeline (no safety checker) in diffusers format, with a scheduler (default: the tiny DDIM)."""
     from diffusers import StableDiffusionPipeline
 
-    pipeline = StableDiffusionPipeline(
-        **tiny_sd_components(), safety_checker=None, feature_extractor=None, requires_safety_checker=False
-    )
+    components = tiny_sd_components()
+    if scheduler is not None:
+        components["scheduler"] = scheduler
+    pipeline = StableDiffusionPipeline(**components, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipeline.save_pretrained(folder)
     return folder
 

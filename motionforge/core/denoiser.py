@@ -1,22 +1,21 @@
-"""Step rules in sigma space shared by every sampler, and a denoiser wrapper that counts its calls.
+"""Step rules in sigma space shared by every sampler, and how a sampler picks its rule and sigmas.
 
 A step rule moves latents x at sigma to sigma_next given the denoiser's estimate of the clean
 latents there (k-diffusion's samplers, split into one step at a time so that windowed samplers can
-step a clip, or each window, with the same rule). Rules with memory (DPM-Solver++(2M)) or noise
-(Euler ancestral) are small objects made afresh for each trajectory by :func:`make_stepper`.
+step a clip, or each window, with the same rule). Every rule is a small :class:`~motionforge.core.types.Stepper`
+object made afresh for each trajectory; ``fork`` gives the stepper of a trajectory that branches off
+(phased inference's later windows). A backbone may also hand over its own rule, one that drives its
+checkpoint's diffusers scheduler (``SamplerInput.stepper``): :func:`stepping` picks between them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
 
 import torch
 
 from motionforge.core.errors import ConfigError
-from motionforge.core.types import Denoiser
-
-StepRule = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+from motionforge.core.types import SamplerInput, Stepper
 
 
 def to_d(x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:
@@ -31,18 +30,28 @@ def euler_step(x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, sig
     return x + (sigma_next - sigma) * to_d(x, sigma, denoised)
 
 
-class Stepper(Protocol):
-    """One trajectory's step rule: x at sigma and its x0 estimate → x at sigma_next."""
+def ancestral_step(sigma: torch.Tensor, sigma_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sigma_down, sigma_up) of an ancestral step with eta = 1: deterministic down to sigma_down, fresh noise of sigma_up."""
+    sigma_up = torch.minimum(sigma_next, (sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2) ** 0.5)
+    return (sigma_next**2 - sigma_up**2) ** 0.5, sigma_up
+
+
+class Euler:
+    """The deterministic Euler rule (memoryless)."""
 
     def __call__(self, x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
         """Step x [B, F, C, h, w] from sigma to sigma_next."""
-        ...
+        return euler_step(x, denoised, sigma, sigma_next)
+
+    def fork(self) -> Euler:
+        """Another Euler stepper (there is no memory to carry)."""
+        return Euler()
 
 
 class EulerAncestral:
     """Euler ancestral (eta = 1): a deterministic step down to sigma_down, then fresh noise up to sigma_next."""
 
-    def __init__(self, generator: torch.Generator | None) -> None:
+    def __init__(self, generator: torch.Generator | None = None) -> None:
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
 
     def __call__(self, x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
@@ -50,17 +59,20 @@ class EulerAncestral:
         if float(sigma_next) == 0.0:
             return denoised
         sigma, sigma_next = torch.as_tensor(sigma, dtype=torch.float64), torch.as_tensor(sigma_next, dtype=torch.float64)
-        sigma_up = torch.minimum(sigma_next, (sigma_next**2 * (sigma**2 - sigma_next**2) / sigma**2) ** 0.5)
-        sigma_down = (sigma_next**2 - sigma_up**2) ** 0.5
+        sigma_down, sigma_up = ancestral_step(sigma, sigma_next)
         x = euler_step(x, denoised, sigma.to(x.dtype), sigma_down.to(x.dtype))
         noise = torch.randn(x.shape, generator=self.generator, dtype=torch.float32).to(device=x.device, dtype=x.dtype)
         return x + noise * sigma_up.to(x.dtype)
+
+    def fork(self) -> EulerAncestral:
+        """Another ancestral stepper drawing from the same generator."""
+        return EulerAncestral(self.generator)
 
 
 class DpmSolverPlusPlus2M:
     """DPM-Solver++(2M) (Lu et al. 2022): second order from the previous step's x0 estimate, first order on the first step."""
 
-    def __init__(self, generator: torch.Generator | None = None) -> None:
+    def __init__(self) -> None:
         self.previous: tuple[torch.Tensor, torch.Tensor] | None = None  # (x0 estimate, its sigma) of the last step
 
     def __call__(self, x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
@@ -81,47 +93,38 @@ class DpmSolverPlusPlus2M:
         ratio = (torch.as_tensor(sigma_next, dtype=torch.float64) / torch.as_tensor(sigma, dtype=torch.float64)).to(x.dtype)
         return ratio * x - torch.expm1(-h).to(x.dtype) * estimate
 
-
-class Stateless:
-    """A memoryless step function used as a Stepper."""
-
-    def __init__(self, rule: StepRule) -> None:
-        self.rule = rule
-
-    def __call__(self, x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
-        """Apply the step function."""
-        return self.rule(x, denoised, sigma, sigma_next)
+    def fork(self) -> DpmSolverPlusPlus2M:
+        """A fresh solver: a branching trajectory starts first-order, with no x0 estimate of its own to extrapolate from."""
+        return DpmSolverPlusPlus2M()
 
 
 STEP_RULES: dict[str, Callable[[torch.Generator | None], Stepper]] = {
-    "euler": lambda generator: Stateless(euler_step),
+    "euler": lambda generator: Euler(),
     "euler_ancestral": EulerAncestral,
-    "dpmpp_2m": DpmSolverPlusPlus2M,
+    "dpmpp_2m": lambda generator: DpmSolverPlusPlus2M(),
 }
 
 
-def check_step(name: str) -> None:
-    """Refuse an unknown step rule with a sentence that lists the choices."""
-    if name not in STEP_RULES:
-        raise ConfigError(f"sampler.step={name} is not a step rule; choose one of: {', '.join(STEP_RULES)}")
+def check_step(name: str | None) -> None:
+    """Refuse an unknown step rule with a sentence that lists the choices (None: the backbone's own scheduler)."""
+    if name is not None and name not in STEP_RULES:
+        raise ConfigError(
+            f"sampler.step={name} is not a step rule; choose one of: {', '.join(STEP_RULES)}, "
+            "or null for the backbone's own scheduler"
+        )
 
 
 def make_stepper(name: str, generator: torch.Generator | None = None) -> Stepper:
-    """A fresh stepper for one trajectory under the step rule ``name`` (ancestral noise drawn from ``generator``)."""
+    """A fresh stepper for one trajectory under the sigma-space rule ``name`` (ancestral noise drawn from ``generator``)."""
     check_step(name)
     return STEP_RULES[name](generator)
 
 
-class CountingDenoiser:
-    """Wraps a Denoiser and counts window evaluations and frame evaluations (for the manifest)."""
+def stepping(name: str | None, problem: SamplerInput) -> tuple[torch.Tensor, Stepper]:
+    """The sigmas [T+1] and the stepper a sampler runs: the backbone's own rule for None (if it has one), else a sigma-space rule.
 
-    def __init__(self, inner: Denoiser) -> None:
-        self.inner = inner
-        self.calls = 0
-        self.frame_evaluations = 0
-
-    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-        """Forward to the wrapped denoiser and count the call; x [B, Fw, C, h, w]."""
-        self.calls += 1
-        self.frame_evaluations += int(x.shape[0] * x.shape[1])
-        return self.inner.denoise(x, sigma, frames)
+    The sigma-space rules skip the steps that keep their sigma (PNDM repeats one, for its own use).
+    """
+    if name is None and problem.stepper is not None:
+        return problem.sigmas, problem.stepper()
+    return torch.unique_consecutive(problem.sigmas), make_stepper(name or "euler", problem.generator)

@@ -9,13 +9,7 @@ import pytest
 import torch
 
 from motionforge import ConfigError, InputError, animate, compose_config
-from motionforge.backbones.animatediff import (
-    AnimateDiffModel,
-    AnimateDiffTinyBackbone,
-    AnimateDiffTinyConfig,
-    SelectiveNoising,
-)
-from motionforge.backbones.schedules import to_model_latents
+from motionforge.backbones.animatediff import AnimateDiffModel, AnimateDiffTinyBackbone, AnimateDiffTinyConfig
 from motionforge.backbones.steering import reference_latent
 from motionforge.cli import main
 from motionforge.samplers.single import sample_single
@@ -67,7 +61,8 @@ def test_without_selective_noising_the_frames_are_diffusers_frames(sd_folder, ad
 
 def test_selective_noising_holds_the_clean_picture_latent_as_frame_0_at_every_step() -> None:
     backbone, config, run = AnimateDiffTinyBackbone(), AnimateDiffTinyConfig(guidance_scale=1.0), request(frames=8)
-    problem = backbone.prepare(config, run)
+    prepared = backbone.prepare(config, run)
+    problem = prepared.sampler_input
     models = backbone.load(config, torch.device("cpu"))
     with torch.no_grad():
         reference = reference_latent(models, run.context.image)  # [1, 4, 8, 8]
@@ -76,30 +71,18 @@ def test_selective_noising_holds_the_clean_picture_latent_as_frame_0_at_every_st
     models.unet.forward = lambda sample, *args, **kwargs: seen.append(sample.clone()) or forward(sample, *args, **kwargs)
     steps = []
     try:
-        final = sample_single(problem.denoiser, problem.latents, problem.sigmas, callback=steps.append)
+        final = sample_single(problem.denoiser, problem.latents, problem.sigmas, stepper=problem.stepper(), callback=steps.append)
     finally:
         models.unet.forward = forward
     assert len(seen) == len(steps) == 4
     for sample, step in zip(seen, steps):
         assert torch.allclose(sample[:, :, 0], reference, atol=1e-5)  # the model sees the clean latent (b, c, f, h, w)
-        assert torch.equal(step["denoised"][:, 0], reference)
+        assert torch.equal(step.denoised[:, 0], reference)
         assert not torch.allclose(sample[:, :, 1], reference, atol=0.1)  # the other frames are noisy
-    final = to_model_latents(final, float(problem.sigmas[-1]))
+    final = final / (float(problem.sigmas[-1]) ** 2 + 1) ** 0.5  # the scheduler's sample at DDIM's final sigma
     # the clip ends on the picture's latent in frame 0, up to DDIM's final noise level σ_f ≈ 0.03; the others are the model's
     assert float((final[:, 0] - reference).abs().max()) < 0.03 * float(problem.latents[:, 0].abs().max())
     assert float((final[:, 1:] - reference[:, None]).abs().mean()) > 1.0
-
-
-def test_a_window_without_frame_0_is_left_alone() -> None:
-    class Inner:
-        def denoise(self, x, sigma, frames):
-            return x * 0.5
-
-    held = SelectiveNoising(Inner(), torch.full((1, 4, 2, 2), 7.0))
-    x = torch.ones(1, 3, 4, 2, 2)
-    assert torch.equal(held.denoise(x, torch.tensor(2.0), torch.tensor([4, 5, 6])), x * 0.5)
-    out = held.denoise(x, torch.tensor(2.0), torch.tensor([0, 1, 2]))
-    assert bool((out[:, 0] == 7).all()) and bool((out[:, 1:] == 0.5).all())
 
 
 def test_the_prompt_embeddings_are_repeated_per_frame_negative_first() -> None:
@@ -171,6 +154,8 @@ def test_animatediff_is_registered_with_diffusers_names_and_defaults() -> None:
         "dtype": "auto",
         "attention": "auto",
         "cpu_offload": False,
+        "scheduler": None,
+        "scheduler_config": {},
         "pretrained": None,
         "motion_adapter": None,
         "allow_pickle": False,
@@ -181,5 +166,12 @@ def test_animatediff_is_registered_with_diffusers_names_and_defaults() -> None:
         "init_flow_from_strength": True,
         **STEERING_DEFAULTS,
     }
-    with pytest.raises(ConfigError, match="this backbone's window holds 16 frames, not num_frames=17"):
-        animate(compose_config(["backbone=animatediff_tiny", "num_frames=17", "steps=1", "output.save=false", *QUIET]))
+
+
+
+def test_more_frames_than_the_motion_modules_were_trained_on_run_up_to_their_positional_table(caplog) -> None:
+    video = animate(compose_config(["backbone=animatediff_tiny", "num_frames=24", "steps=1", "output.save=false", *QUIET]))
+    assert video.frames.shape[0] == 24 and "num_frames=24 is more frames than the 16 per call" in caplog.text
+    with pytest.raises(ConfigError, match=r"num_frames=33 is more frames than this backbone takes in one call: at most 32, set by "
+                       r"the motion modules' positional table \(motion_max_seq_length\)"):  # fmt: skip
+        animate(compose_config(["backbone=animatediff_tiny", "num_frames=33", "steps=1", "output.save=false", *QUIET]))

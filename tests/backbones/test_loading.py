@@ -93,8 +93,9 @@ def test_the_cache_builds_once_per_key_and_drops_the_least_recently_used() -> No
 
 def test_a_backbone_loads_a_folder_once_per_process(svd_folder, monkeypatch) -> None:
     loads = []
-    real = svd.load_folder
-    monkeypatch.setattr(svd, "load_folder", lambda *args: loads.append(args[0]) or real(*args))
+    real = svd.SvdBackbone.load_folders
+    monkeypatch.setattr(svd.SvdBackbone, "load_folders", lambda self, config, folders, *rest: loads.append(folders["pretrained"])
+                        or real(self, config, folders, *rest))  # fmt: skip
     for seed in (0, 1):
         animate(compose_config(["backbone=svd", f"backbone.pretrained={svd_folder}", f"seed={seed}", *RUN]))
     assert loads == [svd_folder.resolve()]

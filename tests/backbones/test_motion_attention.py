@@ -8,6 +8,7 @@ import torch
 from motionforge import ConfigError, animate, compose_config
 from motionforge.backbones import motion_attention, steering
 from motionforge.backbones.motion_attention import MotionAttentionContext, WarpedAttnProcessor
+from motionforge.backbones.steering import StepWindow
 from tests.backbones.test_steering import BACKBONES, QUIET, box, reference, request, run
 
 
@@ -130,7 +131,7 @@ def test_the_processors_are_restored_when_a_denoiser_call_fails() -> None:
             raise KeyboardInterrupt
 
     context = MotionAttentionContext(torch.zeros(4, 2, 64, 64), 8, 8)
-    wrapper = motion_attention.WarpedAttention(Failing(), unet, context, torch.tensor([2.0, 1.0, 0.0]), 0.0, 1.0)
+    wrapper = motion_attention.WarpedAttention(Failing(), unet, context, StepWindow.of(torch.tensor([2.0, 1.0, 0.0]), 0.0, 1.0))
     with pytest.raises(KeyboardInterrupt):
         wrapper.denoise(torch.zeros(1, 4, 4, 8, 8), torch.tensor(2.0), torch.arange(4))
     assert seen == ["WarpedAttnProcessor"] and unet.attn_processors == before

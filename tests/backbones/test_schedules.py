@@ -1,4 +1,4 @@
-"""Sigma schedules from diffusers scheduler configs; sigma-space Euler reproduces deterministic DDIM and SVD's Euler exactly."""
+"""A scheduler's steps in sigma space; sigma-space Euler on them reproduces deterministic DDIM and SVD's Euler exactly."""
 
 from __future__ import annotations
 
@@ -7,24 +7,18 @@ import torch
 from diffusers import DDIMScheduler, EulerDiscreteScheduler
 
 from motionforge import ConfigError
-from motionforge.backbones.schedules import (
-    KarrasDenoiser,
-    ddim_final_sigma,
-    ddim_schedule,
-    euler_schedule,
-    to_model_latents,
-)
-from motionforge.backbones.tiny import tiny_sd_components, tiny_svd_components
+from motionforge.backbones.diffusion.schedulers import make_scheduler
+from motionforge.backbones.schedules import KarrasDenoiser, schedule_of
+from motionforge.backbones.tiny import scheduler_config, tiny_sd_components, tiny_svd_components
 from motionforge.core.denoiser import euler_step
 
-
-def saved_config(scheduler) -> dict:
-    """A scheduler's config as its scheduler_config.json holds it (every key explicit, so overrides below take)."""
-    return {key: value for key, value in scheduler.config.items() if key != "_use_default_values"}
+DDIM_CONFIG = scheduler_config(tiny_sd_components()["scheduler"])
+SVD_CONFIG = scheduler_config(tiny_svd_components()["scheduler"])
 
 
-DDIM_CONFIG = saved_config(tiny_sd_components()["scheduler"])
-SVD_CONFIG = saved_config(tiny_svd_components()["scheduler"])
+def steps_of(config: dict, steps: int):
+    """The sigma-space view of the scheduler a folder's config names, for ``steps`` steps."""
+    return schedule_of(make_scheduler(config, None, {}, steps))
 
 
 class FixedOutput:
@@ -44,7 +38,7 @@ def test_euler_in_sigma_space_is_deterministic_ddim(spacing, prediction) -> None
     config = {**DDIM_CONFIG, "timestep_spacing": spacing, "prediction_type": prediction}
     scheduler = DDIMScheduler.from_config(config)
     scheduler.set_timesteps(4)
-    schedule = ddim_schedule(config, 4)
+    schedule = steps_of(config, 4)
     assert schedule.timesteps.tolist() == scheduler.timesteps.float().tolist()
     model = FixedOutput()
     denoiser = KarrasDenoiser(model, schedule)
@@ -55,25 +49,25 @@ def test_euler_in_sigma_space_is_deterministic_ddim(spacing, prediction) -> None
         z = scheduler.step(model(z, t, torch.arange(3)), t, z).prev_sample
         x = euler_step(x, denoiser.denoise(x, schedule.sigmas[i], torch.arange(3)), schedule.sigmas[i], schedule.sigmas[i + 1])
     assert model.timesteps[1::2] == scheduler.timesteps.float().tolist()  # the denoiser called it at DDIM's own timesteps
-    assert (to_model_latents(x, schedule.final_sigma) - z).abs().max() <= 1e-5 * z.abs().max()
+    assert (schedule.to_sample(x, schedule.final_sigma) - z).abs().max() <= 1e-5 * z.abs().max()
 
 
 def test_ddim_ends_at_the_sigma_of_its_final_alpha() -> None:
-    schedule = ddim_schedule(DDIM_CONFIG, 3)
+    schedule = steps_of(DDIM_CONFIG, 3)
     alpha = DDIMScheduler.from_config(DDIM_CONFIG).alphas_cumprod[0]
-    assert (
-        schedule.final_sigma == pytest.approx(float(((1 - alpha) / alpha) ** 0.5)) == pytest.approx(ddim_final_sigma(DDIM_CONFIG))
-    )
-    assert ddim_schedule({**DDIM_CONFIG, "set_alpha_to_one": True}, 3).final_sigma == 0.0
+    assert schedule.final_sigma == pytest.approx(float(((1 - alpha) / alpha) ** 0.5))
+    assert steps_of({**DDIM_CONFIG, "set_alpha_to_one": True}, 3).final_sigma == 0.0
     assert len(schedule.sigmas) == 4 and bool((schedule.sigmas[1:] < schedule.sigmas[:-1]).all())
     latents = torch.ones(2)
-    assert torch.equal(to_model_latents(latents, 0.0), latents)
+    assert torch.equal(schedule.to_sample(latents, 0.0), latents) and schedule.variance_preserving
+    assert torch.allclose(schedule.from_sample(schedule.to_sample(latents, 2.0), 2.0), latents)
+    assert not steps_of(SVD_CONFIG, 3).variance_preserving  # Euler's sample is x itself
 
 
 def test_euler_in_sigma_space_is_svds_euler_scheduler() -> None:
     scheduler = EulerDiscreteScheduler.from_config(SVD_CONFIG)
     scheduler.set_timesteps(5)
-    schedule = euler_schedule(SVD_CONFIG, 5)
+    schedule = steps_of(SVD_CONFIG, 5)
     assert torch.equal(schedule.sigmas, scheduler.sigmas) and schedule.final_sigma == 0.0
     assert schedule.init_noise_scale == pytest.approx(float(scheduler.init_noise_sigma))
     model = FixedOutput()
@@ -88,17 +82,17 @@ def test_euler_in_sigma_space_is_svds_euler_scheduler() -> None:
 
 
 def test_a_sigma_off_the_schedule_gets_an_interpolated_timestep() -> None:
-    ddim = ddim_schedule(DDIM_CONFIG, 2)
+    ddim = steps_of(DDIM_CONFIG, 2)
     alphas = DDIMScheduler.from_config(DDIM_CONFIG).alphas_cumprod
     sigma_500 = ((1 - alphas[500]) / alphas[500]) ** 0.5
-    assert float(ddim.timestep(sigma_500)) == pytest.approx(500.0, abs=1e-3)
-    assert float(ddim.timestep(ddim.sigmas[0])) == float(ddim.timesteps[0])
-    svd = euler_schedule(SVD_CONFIG, 2)
-    assert float(svd.timestep(torch.tensor(3.0))) == pytest.approx(0.25 * float(torch.tensor(3.0).log()))
+    assert float(ddim.label(sigma_500)[0]) == pytest.approx(500.0, abs=1e-3)
+    assert float(ddim.label(ddim.sigmas[0])[0]) == float(ddim.timesteps[0])
+    svd = steps_of(SVD_CONFIG, 2)
+    assert float(svd.label(torch.tensor(3.0))[0]) == pytest.approx(0.25 * float(torch.tensor(3.0).log()))
 
 
 def test_an_unsupported_prediction_type_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="prediction_type=sample is not supported"):
-        ddim_schedule({**DDIM_CONFIG, "prediction_type": "sample"}, 2)
+        steps_of({**DDIM_CONFIG, "prediction_type": "sample"}, 2)
     with pytest.raises(ConfigError, match="steps=2000 is more than"):
-        ddim_schedule(DDIM_CONFIG, 2000)
+        steps_of(DDIM_CONFIG, 2000)

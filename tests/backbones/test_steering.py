@@ -49,10 +49,10 @@ def request(frames: int = 6, region: torch.Tensor | None = None, strength: float
 
 
 def run(name: str, run_request: RenderRequest, steps: list | None = None, **keys) -> tuple[torch.Tensor, object]:
-    """Prepare and sample one tiny backbone without guidance: (final latents [1, F, C, h, w], the sampler input)."""
+    """Prepare one tiny backbone without guidance and sample it with sigma-space Euler: (final latents [1, F, C, h, w], its input)."""
     backbone, config_class, _ = BACKBONES[name]
     guidance = {"max_guidance_scale": 1.0} if name == "svd_tiny" else {"guidance_scale": 1.0}
-    problem = backbone().prepare(config_class(**guidance, **keys), run_request)
+    problem = backbone().prepare(config_class(**guidance, **keys), run_request).sampler_input
     callback = steps.append if steps is not None else None
     return sample_single(problem.denoiser, problem.latents, problem.sigmas, callback=callback), problem
 
@@ -80,7 +80,7 @@ def test_the_motion_bucket_map_is_monotone_gives_127_without_a_strength_and_for_
 def added_time_ids(keys: dict, strength: float | None) -> torch.Tensor:
     """The added_time_ids the tiny SVD UNet receives on its first call, [B, 3]."""
     backbone, config = SvdTinyBackbone(), SvdTinyConfig(max_guidance_scale=1.0, **keys)
-    problem = backbone.prepare(config, request(strength=strength))
+    problem = backbone.prepare(config, request(strength=strength)).sampler_input
     unet = backbone.load(config, torch.device("cpu")).unet
     seen, forward = [], unet.forward
     unet.forward = lambda *args, **kwargs: seen.append(kwargs["added_time_ids"].clone()) or forward(*args, **kwargs)
@@ -137,7 +137,7 @@ def test_latent_init_starts_from_the_warped_reference_noised_to_the_start_sigma(
     run_request = request(steps=4)
     _, plain = run(name, run_request)
     backbone, config_class, _ = BACKBONES[name]
-    problem = backbone().prepare(config_class(latent_init=True, init_strength=0.5), run_request)
+    problem = backbone().prepare(config_class(latent_init=True, init_strength=0.5), run_request).sampler_input
     start = round((1 - 0.5) * 4)
     assert start == 2 and torch.equal(problem.sigmas, plain.sigmas[start:])
     if name == "svd_tiny":  # diffusers draws the augmentation noise, then the latents' noise
@@ -195,7 +195,7 @@ def test_region_holds_the_outside_at_the_reference_and_strength_0_is_bit_identic
     ref = reference(name, brushed)[:, None]  # [1, 1, 4, 8, 8]
     outside = (steering.feathered(box(), 8, 8, 1.0) == 0).expand_as(held)  # [1, F, 4, 8, 8]
     for step in steps:  # every step's x0 is the reference outside
-        assert torch.equal(step["denoised"][outside], ref.expand_as(held)[outside])
+        assert torch.equal(step.denoised[outside], ref.expand_as(held)[outside])
     if name == "svd_tiny":  # Euler's last step lands on σ = 0: the latents end exactly on the reference
         assert float(problem.sigmas[-1]) == 0.0 and torch.equal(held[outside], ref.expand_as(held)[outside])
     else:  # DDIM ends at its final σ_f ≈ 0.03: the reference plus that much of the initial noise
@@ -213,7 +213,8 @@ def test_an_euler_step_with_x0_at_the_reference_keeps_the_noise_ratio() -> None:
         def denoise(self, x, sigma, frames):
             return x * 0
 
-    hold = steering.RegionHold(Zero(), ref, torch.ones(1, 1, 8, 8), torch.tensor([10.0, 4.0, 0.0]), 0.0, 1.0)
+    window = steering.StepWindow.of(torch.tensor([10.0, 4.0, 0.0]), 0.0, 1.0)
+    hold = steering.RegionHold(Zero(), ref, torch.ones(1, 1, 8, 8), window)
     denoised = hold.denoise(x, torch.tensor(10.0), torch.arange(2))
     stepped = euler_step(x, denoised, torch.tensor(10.0), torch.tensor(4.0))
     assert torch.allclose(stepped - ref[:, None], 0.4 * (x - ref[:, None]), atol=1e-6)
@@ -225,15 +226,47 @@ def test_the_region_hold_acts_only_in_its_step_range() -> None:
     late_steps: list = []
     run("svd_tiny", brushed, free_steps, region=False)
     run("svd_tiny", brushed, late_steps, region_start=0.5)
-    assert torch.equal(free_steps[0]["denoised"], late_steps[0]["denoised"])
-    assert torch.equal(free_steps[1]["denoised"], late_steps[1]["denoised"])
-    assert not torch.equal(free_steps[2]["denoised"], late_steps[2]["denoised"])
+    assert torch.equal(free_steps[0].denoised, late_steps[0].denoised)
+    assert torch.equal(free_steps[1].denoised, late_steps[1].denoised)
+    assert not torch.equal(free_steps[2].denoised, late_steps[2].denoised)
     early: list = []
     run("svd_tiny", brushed, early, region_end=0.5)
     ref = reference("svd_tiny", brushed)[:, None]
-    outside = (steering.feathered(box(), 8, 8, 1.0) == 0).expand_as(early[0]["denoised"])
-    assert torch.equal(early[1]["denoised"][outside], ref.expand_as(early[1]["denoised"])[outside])
-    assert not torch.equal(early[2]["denoised"][outside], ref.expand_as(early[2]["denoised"])[outside])
+    outside = (steering.feathered(box(), 8, 8, 1.0) == 0).expand_as(early[0].denoised)
+    assert torch.equal(early[1].denoised[outside], ref.expand_as(early[1].denoised)[outside])
+    assert not torch.equal(early[2].denoised[outside], ref.expand_as(early[2].denoised)[outside])
+
+
+def test_a_step_window_covers_the_sigmas_of_its_fraction_of_the_steps() -> None:
+    sigmas = torch.tensor([8.0, 4.0, 2.0, 1.0, 0.0])
+    late = steering.StepWindow.of(sigmas, 0.5, 1.0)
+    assert [float(s) in late for s in sigmas[:-1]] == [False, False, True, True]
+    assert [float(s) in steering.StepWindow.of(sigmas, 0.0, 0.5) for s in sigmas[:-1]] == [True, True, False, False]
+    assert not any(float(s) in steering.StepWindow.of(sigmas, 0.4, 0.5) for s in sigmas)  # round(1.6) == round(2): no step
+
+
+def test_a_window_without_frame_0_is_left_alone_by_selective_noising() -> None:
+    class Inner:
+        def denoise(self, x, sigma, frames):
+            return x * 0.5
+
+    held = steering.SelectiveNoising(Inner(), torch.full((1, 4, 2, 2), 7.0))
+    x = torch.ones(1, 3, 4, 2, 2)
+    assert torch.equal(held.denoise(x, torch.tensor(2.0), torch.tensor([4, 5, 6])), x * 0.5)
+    out = held.denoise(x, torch.tensor(2.0), torch.tensor([0, 1, 2]))
+    assert bool((out[:, 0] == 7).all()) and bool((out[:, 1:] == 0.5).all())
+
+
+def test_the_steering_used_is_said_in_the_order_the_controls_wrap_the_model() -> None:
+    backbone = AnimateDiffTinyBackbone()
+    keys = {"latent_init": True, "init_strength": 0.5, "warped_attention": True, "guidance_scale": 1.0}
+    prepared = backbone.prepare(AnimateDiffTinyConfig(**keys), request(region=box()))
+    assert prepared.steering == ["latent_init", "warped_attention", "region"]
+    denoiser, layers = prepared.sampler_input.denoiser, []
+    while hasattr(denoiser, "inner") or hasattr(denoiser, "model"):
+        layers.append(type(denoiser).__name__)
+        denoiser = getattr(denoiser, "inner", None)
+    assert layers == ["RegionHold", "SelectiveNoising", "WarpedAttention", "KarrasDenoiser"]
 
 
 def test_the_feathered_region_fades_outwards_and_is_exactly_zero_further_out() -> None:

@@ -69,7 +69,7 @@ def request(frames: int = 14, seed: int = 0) -> RenderRequest:
 
 
 def test_prepare_hands_the_sampler_a_window_of_the_unets_frames_and_diffusers_noise() -> None:
-    problem = SvdTinyBackbone().prepare(SvdTinyConfig(), request(frames=10, seed=4))
+    problem = SvdTinyBackbone().prepare(SvdTinyConfig(), request(frames=10, seed=4)).sampler_input
     assert problem.window == 14 and problem.latents.shape == (1, 10, 4, 8, 8)
     assert len(problem.sigmas) == 5 and float(problem.sigmas[-1]) == 0.0 and float(problem.sigmas[0]) == pytest.approx(700.0)
     generator = torch.Generator().manual_seed(4)
@@ -105,9 +105,16 @@ def test_the_same_seed_gives_the_same_clip_and_another_seed_another() -> None:
     assert np.array_equal(clips[0].frames, clips[1].frames) and not np.array_equal(clips[0].frames, clips[2].frames)
 
 
-def test_more_frames_than_the_window_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="this backbone's window holds 14 frames, not num_frames=16"):
-        animate(compose_config(["backbone=svd_tiny", "num_frames=16", "steps=1", "output.save=false", *QUIET]))
+def test_more_frames_than_the_unet_was_trained_on_run_with_a_warning_as_diffusers_runs_them(
+    svd_folder, picture, tmp_path, caplog
+) -> None:
+    expected = diffusers_frames(svd_folder, picture, 18, steps=2, seed=3)
+    run = ["backbone=svd", f"backbone.pretrained={svd_folder}", f"image={picture}", "num_frames=18", "steps=2", "seed=3"]
+    animate(compose_config([*run, *QUIET, "output.dir=run", "output.frames=true", "output.mp4=false", "output.gif=false"]))
+    got = read_png_frames(tmp_path / "run" / "frames")
+    assert got.shape == expected.shape == (18, 64, 64, 3)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    assert "num_frames=18 is more frames than the 14 per call this backbone's model was trained on" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -157,6 +164,8 @@ def test_svd_is_registered_with_diffusers_names_and_defaults() -> None:
         "dtype": "auto",
         "attention": "auto",
         "cpu_offload": False,
+        "scheduler": None,
+        "scheduler_config": {},
         "pretrained": None,
         "allow_pickle": False,
         "name": "svd",
