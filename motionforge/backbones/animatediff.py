@@ -1,15 +1,12 @@
 """SD1.5 + AnimateDiff: a text-to-video UNet made image-to-video by Motion-I2V's selective noising.
 
-The UNet is the SD1.5 folder's UNet2DConditionModel with the motion adapter's temporal modules
-inserted (diffusers' UNetMotionModel.from_unet2d, as AnimateDiffPipeline builds it). The prompt and
-``negative_prompt`` are encoded by the folder's CLIP text encoder, with classifier-free guidance at
-``guidance_scale``. The scheduler is the folder's own (PNDM in SD1.5's layout; or the one
-``scheduler`` names) and the initial noise is drawn from the run's seed as AnimateDiffPipeline draws
-it, so with ``selective_noising=false`` the backbone is AnimateDiffPipeline. With it (Motion-I2V),
-frame 0 is the picture's clean latent at every step, so the video starts from the picture. An
-optional IP-Adapter (:mod:`motionforge.backbones.ip_adapter`) conditions every frame on the
-picture's CLIP image embedding, as AnimateDiffPipeline's ``ip_adapter_image`` does. The motion
-modules are trained on 16 frames (more run with a warning) and hold at most motion_max_seq_length.
+The UNet is the SD1.5 folder's with the adapter's motion modules inserted (:mod:`motion_adapter`);
+the prompts are encoded by its CLIP text encoder, with classifier-free guidance at ``guidance_scale``.
+The scheduler is the folder's own (PNDM in SD1.5's layout) or the one ``scheduler`` names, and the
+noise is drawn from the seed as AnimateDiffPipeline draws it, so with ``selective_noising=false``
+this is AnimateDiffPipeline; with it, frame 0 is the picture's clean latent at every step. An
+IP-Adapter (:mod:`motionforge.backbones.ip_adapter`) may condition every frame on the picture's
+CLIP embedding. 16 trained frames (more with a warning), at most motion_max_seq_length per call.
 The zero-shot controls are :mod:`motionforge.backbones.steering`'s, off or no-ops by default.
 ``animatediff_tiny`` is the same code on a small random model built from config.
 """

@@ -1,4 +1,4 @@
-"""The engine's observers of a sampler: the denoiser-call counter and the per-step callback (progress bar, previews, the caller's)."""
+"""The engine's observers of a sampler: the denoiser-call counter and the step callback (progress bar, previews, the caller's)."""
 
 from __future__ import annotations
 

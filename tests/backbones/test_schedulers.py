@@ -1,4 +1,4 @@
-"""Every scheduler users pick gives diffusers' output: its step driven from sigma space, and AnimateDiff's frames on tiny folders."""
+"""Every scheduler users pick gives diffusers' output: its step driven from sigma space, AnimateDiff's frames on tiny folders."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The engine's observers of a sampler: the denoiser-call counter and the step watcher (progress, previews, the caller's callback)."""
+"""The engine's observers of a sampler: the denoiser-call counter and the step watcher (previews, the caller's callback)."""
 
 from __future__ import annotations
 

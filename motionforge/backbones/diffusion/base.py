@@ -1,4 +1,4 @@
-"""What every diffusion backbone shares: its device and scheduler keys, loading through the cache, CPU offload, the run's decoder, notes.
+"""What every diffusion backbone shares: device and scheduler keys, the model cache, CPU offload, the run's decoder, notes.
 
 A backbone subclasses :class:`DiffusionBase` and declares as data what differs between backbones:
 ``folders`` (each config key naming a local folder, and what that folder holds), ``offload_order``
@@ -47,7 +47,7 @@ def offloaded(models: Any, order: tuple[str, ...], device: torch.device) -> Any:
 
 
 def vae_decoder(vae: Any, schedule: Schedule, chunk: int, temporal: bool = False) -> Decode:
-    """A decoder bound to a run's VAE and schedule, decoding ``chunk`` frames at a time (SVD's temporal VAE is told their number)."""
+    """A decoder bound to a run's VAE and schedule, ``chunk`` frames at a time (SVD's temporal VAE is told how many)."""
 
     @torch.no_grad()
     def decode(latents: torch.Tensor, sigma: float | None = None) -> torch.Tensor:

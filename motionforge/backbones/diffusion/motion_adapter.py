@@ -23,7 +23,8 @@ def check_fit(adapter_folder: Path, unet: dict[str, Any], folder: Path) -> None:
     """The adapter folder must hold a MotionAdapter whose blocks match the UNet config's; one sentence when not."""
     adapter = loading.read_config(adapter_folder, "config.json", KEY)
     if adapter.get("_class_name") != "MotionAdapter":
-        raise InputError(f"{KEY}={adapter_folder} holds a {adapter.get('_class_name', 'model of unknown type')}, not a MotionAdapter")
+        kind = adapter.get("_class_name", "model of unknown type")
+        raise InputError(f"{KEY}={adapter_folder} holds a {kind}, not a MotionAdapter")
     blocks = len(unet.get("down_block_types", ()))
 
     def per_block(value: Any) -> list[int]:

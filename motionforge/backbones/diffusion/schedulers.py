@@ -42,7 +42,7 @@ CLASSES = tuple(sorted({name for name, _ in SCHEDULERS.values()}))
 
 
 def scheduler_class(choice: str | None, own: str | None) -> tuple[type, dict[str, Any]]:
-    """The diffusers class for ``backbone.scheduler`` (a kind, a class name, or None for the folder's own) and the kind's settings."""
+    """The diffusers class ``backbone.scheduler`` names (a kind, a class, None: the folder's own) and the kind's settings."""
     import diffusers
 
     name, preset = SCHEDULERS.get(choice, (choice, {})) if choice is not None else (own, {})
@@ -56,13 +56,14 @@ def scheduler_class(choice: str | None, own: str | None) -> tuple[type, dict[str
 
 
 def make_scheduler(config: Mapping[str, Any], choice: str | None, overrides: Mapping[str, Any], steps: int) -> Any:
-    """The run's scheduler from the folder's scheduler config, with its timesteps set for ``steps`` (one sentence when it cannot run)."""
+    """The run's scheduler from the folder's scheduler config, its timesteps set for ``steps``; one sentence when it cannot run."""
     cls, preset = scheduler_class(choice, config.get("_class_name"))
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(overrides) - accepted)
     if unknown:
         raise ConfigError(
-            f"backbone.scheduler_config.{unknown[0]} is not a setting of {cls.__name__}; its settings: {', '.join(sorted(accepted))}"
+            f"backbone.scheduler_config.{unknown[0]} is not a setting of {cls.__name__}; "
+            f"its settings: {', '.join(sorted(accepted))}"
         )
     settings = {key: value for key, value in config.items() if not key.startswith("_")}
     scheduler = cls.from_config({**settings, **preset, **dict(overrides)})
@@ -98,7 +99,7 @@ def begin_at(scheduler: Any, step: int) -> int:
 
 
 class SchedulerStep:
-    """A Stepper that drives a diffusers scheduler: the sampler's x0 estimate becomes the ε the scheduler reads, its step is taken.
+    """A Stepper that drives a diffusers scheduler: the sampler's x0 estimate becomes the ε the scheduler reads, then it steps.
 
     ``schedule`` is the scheduler's own sigma-space view (:func:`~motionforge.backbones.schedules.schedule_of`);
     the scheduler reads ε = (x_r − x0)/σ_r with x_r the sample at its label's noise level σ_r, so it
@@ -126,7 +127,7 @@ class SchedulerStep:
         """Step x [B, F, C, h, w] at sigma (the schedule's next step) with the scheduler, to sigma_next."""
         step, schedule = self.index, self.schedule
         if step >= len(schedule.timesteps) or not math.isclose(float(sigma), float(schedule.sigmas[step]), rel_tol=1e-6):
-            raise RuntimeError(f"the scheduler's stepper is at its step {step}, but was asked to step from sigma {float(sigma):g}")
+            raise RuntimeError(f"the scheduler's stepper is at its step {step}, not at sigma {float(sigma):g}")
         read_at = float(schedule.label_sigmas[step])
         sample = schedule.to_sample(x, float(sigma))
         x_read = x if read_at == float(sigma) else sample * (read_at**2 + 1) ** 0.5
@@ -151,7 +152,7 @@ def scheduler_steps(
     generator: torch.Generator | None,
     layout: str | None = None,
 ) -> Callable[[], Stepper]:
-    """A factory of fresh :class:`SchedulerStep` s for one run: copies of the scheduler (timesteps and begin index set) told to read ε."""
+    """A factory of fresh :class:`SchedulerStep` s for one run: copies of the scheduler (timesteps, begin index) that read ε."""
     driven = copy.deepcopy(scheduler)
     driven.register_to_config(prediction_type="epsilon")
     return lambda: SchedulerStep(copy.deepcopy(driven), schedule, generator, layout)
