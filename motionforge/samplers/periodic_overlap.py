@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from motionforge.core.denoiser import Euler, check_step, stepping
 from motionforge.core.errors import ConfigError
 from motionforge.core.hookspecs import Register, hookimpl
 from motionforge.core.types import Denoiser, SamplerInput, Step, StepCallback, Stepper
+from motionforge.samplers.steps import Euler, check_step, stepping
 from motionforge.samplers.windows import WEIGHTINGS, fit_window, fusion_weights, overlapping_windows
 
 

@@ -10,7 +10,7 @@ from motionforge import ConfigError
 from motionforge.backbones.diffusion.schedulers import make_scheduler
 from motionforge.backbones.schedules import KarrasDenoiser, schedule_of
 from motionforge.backbones.tiny import scheduler_config, tiny_sd_components, tiny_svd_components
-from motionforge.core.denoiser import euler_step
+from motionforge.samplers.steps import euler_step
 
 DDIM_CONFIG = scheduler_config(tiny_sd_components()["scheduler"])
 SVD_CONFIG = scheduler_config(tiny_svd_components()["scheduler"])

@@ -14,10 +14,10 @@ from motionforge.backbones import steering
 from motionforge.backbones.animatediff import AnimateDiffTinyBackbone, AnimateDiffTinyConfig
 from motionforge.backbones.steering import reference_latent
 from motionforge.backbones.svd import SvdTinyBackbone, SvdTinyConfig
-from motionforge.core.denoiser import euler_step
 from motionforge.core.motion import motion_strength, resize_flow
 from motionforge.core.types import MotionContext, MotionPlan, RenderRequest
 from motionforge.samplers.single import sample_single
+from motionforge.samplers.steps import euler_step
 
 QUIET = ["height=64", "width=64", "progress=false"]
 BACKBONES = {

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from motionforge import ConfigError, SamplerInput
-from motionforge.core.denoiser import make_stepper
 from motionforge.core.watch import CountingDenoiser
 from motionforge.samplers.periodic_overlap import PeriodicOverlapConfig, PeriodicOverlapSampler, sample_periodic_overlap
 from motionforge.samplers.single import sample_single
+from motionforge.samplers.steps import make_stepper
 from tests.samplers.analytic import Gaussian, MovingGaussian, PointMass, karras_sigmas, noise
 
 

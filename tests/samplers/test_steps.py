@@ -10,8 +10,8 @@ import torch
 
 from motionforge import ConfigError
 from motionforge import SamplerInput
-from motionforge.core.denoiser import Euler, make_stepper, stepping
 from motionforge.samplers.single import sample_single
+from motionforge.samplers.steps import Euler, make_stepper, stepping
 from tests.samplers.analytic import Gaussian, PointMass, karras_sigmas, noise
 
 MU, S, SIGMA_MIN = 0.3, 0.5, 0.02
