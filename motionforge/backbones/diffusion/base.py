@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 import torch
 from einops import rearrange
 
-from motionforge.backbones import loading, runtime, steering
+from motionforge.backbones.diffusion import loading, runtime, steering
 from motionforge.backbones.diffusion.schedulers import begin_at, make_scheduler, scheduler_steps
-from motionforge.backbones.schedules import Schedule, schedule_of
+from motionforge.backbones.diffusion.schedules import Schedule, schedule_of
 from motionforge.core.types import Decode, MotionPlan, Stepper
 
 log = logging.getLogger("motionforge.backbones")

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from motionforge.backbones import loading
+from motionforge.backbones.diffusion import loading
 from motionforge.core.errors import InputError
 
 KEY = "backbone.motion_adapter"

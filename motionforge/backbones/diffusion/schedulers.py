@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from einops import rearrange
 
-from motionforge.backbones.schedules import Schedule, schedule_of
+from motionforge.backbones.diffusion.schedules import Schedule, schedule_of
 from motionforge.core.errors import ConfigError
 from motionforge.core.types import Stepper
 
@@ -101,7 +101,7 @@ def begin_at(scheduler: Any, step: int) -> int:
 class SchedulerStep:
     """A Stepper that drives a diffusers scheduler: the sampler's x0 estimate becomes the ε the scheduler reads, then it steps.
 
-    ``schedule`` is the scheduler's own sigma-space view (:func:`~motionforge.backbones.schedules.schedule_of`);
+    ``schedule`` is the scheduler's own sigma-space view (:func:`~motionforge.backbones.diffusion.schedules.schedule_of`);
     the scheduler reads ε = (x_r − x0)/σ_r with x_r the sample at its label's noise level σ_r, so it
     recovers the model output exactly (up to rounding) and diffusers' update follows. ``layout`` is
     an einops pattern from the sampler's [B, F, C, h, w] to the pipeline's tensors (their shape is

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from motionforge import ConfigError, animate, compose_config
-from motionforge.backbones import steering
-from motionforge.backbones.animatediff import AnimateDiffTinyBackbone, AnimateDiffTinyConfig
-from motionforge.backbones.steering import reference_latent
-from motionforge.backbones.svd import SvdTinyBackbone, SvdTinyConfig
+from motionforge.backbones.diffusion import steering
+from motionforge.backbones.diffusion.animatediff import AnimateDiffTinyBackbone, AnimateDiffTinyConfig
+from motionforge.backbones.diffusion.steering import reference_latent
+from motionforge.backbones.diffusion.svd import SvdTinyBackbone, SvdTinyConfig
 from motionforge.core.motion import motion_strength, resize_flow
 from motionforge.core.types import MotionContext, MotionPlan, RenderRequest
 from motionforge.samplers.single import sample_single

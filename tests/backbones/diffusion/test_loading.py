@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from motionforge import ConfigError, InputError, animate, compose_config
-from motionforge.backbones import loading, svd
+from motionforge.backbones.diffusion import loading, svd
 from motionforge.cli import main
 
 RUN = ["adapters=[]", "height=64", "width=64", "num_frames=14", "steps=1", "output.save=false", "progress=false"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 
 from motionforge import Prepared, animate, compose_config
-from motionforge.backbones import loading
-from motionforge.backbones.animatediff import AnimateDiffTinyBackbone, AnimateDiffTinyConfig
+from motionforge.backbones.diffusion import loading
 from motionforge.backbones.diffusion import base
-from motionforge.backbones.svd import SvdTinyBackbone, SvdTinyConfig
-from tests.backbones.test_steering import request
+from motionforge.backbones.diffusion.animatediff import AnimateDiffTinyBackbone, AnimateDiffTinyConfig
+from motionforge.backbones.diffusion.svd import SvdTinyBackbone, SvdTinyConfig
+from tests.backbones.diffusion.steering.test_steering import request
 
 QUIET = ["adapters=[]", "height=64", "width=64", "progress=false", "output.save=false"]
 

@@ -28,7 +28,7 @@ ATTENTION: dict[str, str | None] = {"auto": None, "sdpa": "reference", "xformers
 class RuntimeParams:
     """The device keys shared by the diffusion backbones."""
 
-    attention: str = "auto"  # auto | sdpa | xformers | triton: the backend of the attention (see motionforge.backbones.runtime)
+    attention: str = "auto"  # auto | sdpa | xformers | triton: the backend of the attention (see motionforge.backbones.diffusion.runtime)
     cpu_offload: bool = False  # keep each model on the CPU until it runs (CUDA only; needs accelerate)
 
 

@@ -20,9 +20,9 @@ from diffusers import (
 
 from motionforge import ConfigError, animate, compose_config
 from motionforge.backbones.diffusion.schedulers import begin_at, make_scheduler, scheduler_steps
-from motionforge.backbones.schedules import KarrasDenoiser, schedule_of
-from motionforge.backbones.tiny import save_tiny_sd, scheduler_config, tiny_sd_components
-from tests.backbones.conftest import read_png_frames
+from motionforge.backbones.diffusion.schedules import KarrasDenoiser, schedule_of
+from motionforge.backbones.diffusion.tiny import save_tiny_sd, scheduler_config, tiny_sd_components
+from tests.backbones.diffusion.conftest import read_png_frames
 
 TINY_DDIM = scheduler_config(tiny_sd_components()["scheduler"])  # AnimateDiff's DDIM betas, "leading"
 # the schedulers users pick, each as a diffusers class and the settings it is saved with over the tiny DDIM config

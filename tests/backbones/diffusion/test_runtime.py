@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from motionforge import ConfigError
-from motionforge.backbones import runtime
+from motionforge.backbones.diffusion import runtime
 from motionforge.kernels import dispatch
-from tests.backbones.test_steering import BACKBONES, request, run
+from tests.backbones.diffusion.steering.test_steering import BACKBONES, request, run
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ import torch
 from einops import rearrange, repeat
 from PIL import Image
 
-from motionforge.backbones import loading
+from motionforge.backbones.diffusion import loading
 from motionforge.core.errors import InputError
 
 KEY = "backbone.ip_adapter"

@@ -11,12 +11,12 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from motionforge import ConfigError, InputError, animate, compose_config
-from motionforge.backbones import ip_adapter, loading
-from motionforge.backbones.animatediff import AnimateDiffTinyBackbone, AnimateDiffTinyConfig
+from motionforge.backbones.diffusion import ip_adapter, loading
+from motionforge.backbones.diffusion.animatediff import AnimateDiffTinyBackbone, AnimateDiffTinyConfig
 from motionforge.cli import main
-from tests.backbones.conftest import read_png_frames
-from tests.backbones.test_animatediff import QUIET
-from tests.backbones.test_steering import request, run
+from tests.backbones.diffusion.conftest import read_png_frames
+from tests.backbones.diffusion.steering.test_steering import request, run
+from tests.backbones.diffusion.test_animatediff import QUIET
 
 FRAMES = 8
 
@@ -140,7 +140,7 @@ def adapter_for(**config) -> dict:
     """The tiny IP-Adapter's tensors for a UNet like the tiny one with some config changed."""
     from diffusers import UNet2DConditionModel
 
-    from motionforge.backbones.tiny import tiny_ip_adapter, tiny_sd_components
+    from motionforge.backbones.diffusion.tiny import tiny_ip_adapter, tiny_sd_components
 
     return tiny_ip_adapter(UNet2DConditionModel.from_config({**tiny_sd_components()["unet"].config, **config}))
 

@@ -10,7 +10,7 @@ with a warning); the long-video samplers repeat the ramp in every window, as MOF
 
 The scheduler is the checkpoint's EulerDiscreteScheduler (or the one ``scheduler`` names) and the
 initial noise is drawn from the run's seed as diffusers draws it, so the same seed gives diffusers'
-video. The zero-shot controls are :mod:`motionforge.backbones.steering`'s, off or no-ops by default.
+video. The zero-shot controls are :mod:`motionforge.backbones.diffusion.steering`'s, off or no-ops by default.
 ``svd_tiny`` is the same code on a small random model built from config.
 """
 
@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from einops import repeat
 
-from motionforge.backbones import loading, steering, tiny
+from motionforge.backbones.diffusion import loading, steering, tiny
 from motionforge.backbones.diffusion.base import DiffusionBase, DiffusionParams, vae_decoder, vae_scale_factor
-from motionforge.backbones.schedules import KarrasDenoiser
+from motionforge.backbones.diffusion.schedules import KarrasDenoiser
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import Register, hookimpl
 from motionforge.core.types import Prepared, RenderRequest, SamplerInput
@@ -227,7 +227,7 @@ class SvdBackbone(DiffusionBase):
 
 
 def tiny_models(config: SvdTinyConfig, dtype: torch.dtype, device: torch.device) -> SvdModels:
-    """The tiny SVD components (:mod:`motionforge.backbones.tiny`, seed 0) as loaded models."""
+    """The tiny SVD components (:mod:`motionforge.backbones.diffusion.tiny`, seed 0) as loaded models."""
     parts = tiny.tiny_svd_components()
     unet, vae, encoder = (loading.place(parts[name], device, dtype) for name in ("unet", "vae", "image_encoder"))
     return SvdModels(unet, vae, encoder, parts["feature_extractor"], tiny.scheduler_config(parts["scheduler"]))

@@ -13,7 +13,7 @@
   latents stay the reference plus the sampler's own noise (one draw, the initial latents', shrinking
   with σ), and the last step to σ = 0 lands on the reference exactly. Samplers see only a Denoiser.
 - ``warped_attention`` (Motion-I2V's motion-augmented temporal attention): in
-  :mod:`motionforge.backbones.motion_attention`.
+  :mod:`motionforge.backbones.diffusion.steering.warped_attention`.
 - selective noising (Motion-I2V, AnimateDiff's ``selective_noising``): the clip's frame 0 is the
   picture's clean latent at every step (:class:`SelectiveNoising`).
 - strength: SVD maps the plan's M_s to ``motion_bucket_id`` (:func:`motion_bucket`); AnimateDiff
@@ -33,9 +33,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from motionforge.backbones import loading, motion_attention, runtime
-from motionforge.backbones.motion_attention import WarpedAttentionParams
-from motionforge.backbones.schedules import Schedule
+from motionforge.backbones.diffusion import loading, runtime
+from motionforge.backbones.diffusion.schedules import Schedule
+from motionforge.backbones.diffusion.steering import warped_attention
+from motionforge.backbones.diffusion.steering.warped_attention import WarpedAttentionParams
 from motionforge.core.errors import ConfigError
 from motionforge.core.motion import magnitude, motion_strength, resize_flow
 from motionforge.core.types import Denoiser, MotionPlan
@@ -71,12 +72,12 @@ class SteeringParams(WarpedAttentionParams):
     region_feather: float = 1.0  # latent pixels over which the hold fades out at the region's edge
     region_start: float = 0.0  # fraction of the sampled steps where the hold starts
     region_end: float = 1.0  # fraction of the sampled steps where it ends (1: through the last step)
-    # warped_attention, warped_attention_strength, warped_attention_start, warped_attention_end: motion_attention
+    # warped_attention, warped_attention_strength, warped_attention_start, warped_attention_end: warped_attention.py
 
 
 def check(config: SteeringParams) -> None:
     """Check the steering keys (warped attention's too); one sentence per mistake."""
-    motion_attention.check(config)
+    warped_attention.check(config)
     if not 0.0 < config.init_strength <= 1.0:
         raise ConfigError(f"backbone.init_strength={config.init_strength} must be in (0, 1] (1 = start from pure noise)")
     if not 0.0 <= config.region_strength <= 1.0:
@@ -277,9 +278,9 @@ def steer(
     if initialised:
         latents = latent_init(picture, plan.flow if init_flow is None else init_flow, noise, sigmas[0])
         used.append("latent_init")
-    if motion_attention.uses_warped_attention(config):
+    if warped_attention.uses_warped_attention(config):
         active = StepWindow.of(sigmas, config.warped_attention_start, config.warped_attention_end)
-        denoiser = motion_attention.warp_attention(
+        denoiser = warped_attention.warp_attention(
             denoiser, config, unet, plan.flow, noise.shape[-2:], active, guidance, runtime.warped_backends(config)
         )
         used.append("warped_attention")

@@ -5,9 +5,9 @@ the prompts are encoded by its CLIP text encoder, with classifier-free guidance 
 The scheduler is the folder's own (PNDM in SD1.5's layout) or the one ``scheduler`` names, and the
 noise is drawn from the seed as AnimateDiffPipeline draws it, so with ``selective_noising=false``
 this is AnimateDiffPipeline; with it, frame 0 is the picture's clean latent at every step. An
-IP-Adapter (:mod:`motionforge.backbones.ip_adapter`) may condition every frame on the picture's
+IP-Adapter (:mod:`motionforge.backbones.diffusion.ip_adapter`) may condition every frame on the picture's
 CLIP embedding. 16 trained frames (more with a warning), at most motion_max_seq_length per call.
-The zero-shot controls are :mod:`motionforge.backbones.steering`'s, off or no-ops by default.
+The zero-shot controls are :mod:`motionforge.backbones.diffusion.steering`'s, off or no-ops by default.
 ``animatediff_tiny`` is the same code on a small random model built from config.
 """
 
@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from einops import rearrange
 
-from motionforge.backbones import ip_adapter, loading, steering, tiny
+from motionforge.backbones.diffusion import ip_adapter, loading, steering, tiny
 from motionforge.backbones.diffusion import motion_adapter
 from motionforge.backbones.diffusion.base import DiffusionBase, DiffusionParams, vae_decoder, vae_scale_factor
-from motionforge.backbones.schedules import KarrasDenoiser
+from motionforge.backbones.diffusion.schedules import KarrasDenoiser
 from motionforge.core.errors import ConfigError
 from motionforge.core.hookspecs import Register, hookimpl
 from motionforge.core.types import FrameLimit, Prepared, RenderRequest, SamplerInput
@@ -227,7 +227,7 @@ class AnimateDiffBackbone(DiffusionBase):
 
 
 def tiny_models(config: AnimateDiffTinyConfig, dtype: torch.dtype, device: torch.device) -> AnimateDiffModels:
-    """The tiny SD1.5 components and motion adapter (:mod:`motionforge.backbones.tiny`, seed 0), the tiny IP-Adapter if asked."""
+    """The tiny SD1.5 components and motion adapter (:mod:`motionforge.backbones.diffusion.tiny`, seed 0), the tiny IP-Adapter if asked."""
     parts = tiny.tiny_sd_components()
     unet = motion_adapter.motion_unet(parts["unet"], tiny.tiny_motion_adapter())
     unet, vae, text_encoder = (loading.place(model, device, dtype) for model in (unet, parts["vae"], parts["text_encoder"]))

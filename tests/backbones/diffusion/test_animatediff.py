@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from motionforge import ConfigError, InputError, animate, compose_config
-from motionforge.backbones.animatediff import AnimateDiffModel, AnimateDiffTinyBackbone, AnimateDiffTinyConfig
-from motionforge.backbones.steering import reference_latent
+from motionforge.backbones.diffusion.animatediff import AnimateDiffModel, AnimateDiffTinyBackbone, AnimateDiffTinyConfig
+from motionforge.backbones.diffusion.steering import reference_latent
 from motionforge.cli import main
 from motionforge.samplers.single import sample_single
-from tests.backbones.conftest import STEERING_DEFAULTS, read_png_frames
-from tests.backbones.test_svd import request
+from tests.backbones.diffusion.conftest import STEERING_DEFAULTS, read_png_frames
+from tests.backbones.diffusion.test_svd import request
 from tests.test_cli import read_frames
 
 QUIET = ["adapters=[]", "height=64", "width=64", "progress=false"]

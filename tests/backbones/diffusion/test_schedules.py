@@ -8,8 +8,8 @@ from diffusers import DDIMScheduler, EulerDiscreteScheduler
 
 from motionforge import ConfigError
 from motionforge.backbones.diffusion.schedulers import make_scheduler
-from motionforge.backbones.schedules import KarrasDenoiser, schedule_of
-from motionforge.backbones.tiny import scheduler_config, tiny_sd_components, tiny_svd_components
+from motionforge.backbones.diffusion.schedules import KarrasDenoiser, schedule_of
+from motionforge.backbones.diffusion.tiny import scheduler_config, tiny_sd_components, tiny_svd_components
 from motionforge.samplers.steps import euler_step
 
 DDIM_CONFIG = scheduler_config(tiny_sd_components()["scheduler"])

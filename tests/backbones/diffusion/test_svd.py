@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from motionforge import ConfigError, animate, compose_config
-from motionforge.backbones.svd import SvdBackbone, SvdModel, SvdTinyBackbone, SvdTinyConfig
+from motionforge.backbones.diffusion.svd import SvdBackbone, SvdModel, SvdTinyBackbone, SvdTinyConfig
 from motionforge.cli import main
 from motionforge.core.types import MotionContext, MotionPlan, RenderRequest
-from tests.backbones.conftest import STEERING_DEFAULTS, read_png_frames
+from tests.backbones.diffusion.conftest import STEERING_DEFAULTS, read_png_frames
 from tests.test_cli import read_frames
 
 QUIET = ["adapters=[]", "height=64", "width=64", "progress=false"]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from motionforge.backbones import loading
-from motionforge.backbones.tiny import save_tiny_motion_adapter, save_tiny_sd, save_tiny_svd
+from motionforge.backbones.diffusion import loading
+from motionforge.backbones.diffusion.tiny import save_tiny_motion_adapter, save_tiny_sd, save_tiny_svd
 
 STEERING_DEFAULTS = {
     "latent_init": False,
@@ -49,7 +49,7 @@ def ip_adapter_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny IP-Adapter for the tiny SD1.5 UNet in h94/IP-Adapter's layout: models/ip-adapter_sd15.safetensors, models/image_encoder/."""
     from safetensors.torch import save_file
 
-    from motionforge.backbones.tiny import tiny_image_processor, tiny_ip_adapter, tiny_ip_adapter_encoder, tiny_sd_components
+    from motionforge.backbones.diffusion.tiny import tiny_image_processor, tiny_ip_adapter, tiny_ip_adapter_encoder, tiny_sd_components
 
     models = tmp_path_factory.mktemp("ip_adapter") / "IP-Adapter" / "models"
     models.mkdir(parents=True)

@@ -30,9 +30,9 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from motionforge.backbones import ip_adapter
-from motionforge.backbones.ip_adapter import cross_attention_layers
-from motionforge.backbones.loading import clip_image_processor_class, place
+from motionforge.backbones.diffusion import ip_adapter
+from motionforge.backbones.diffusion.ip_adapter import cross_attention_layers
+from motionforge.backbones.diffusion.loading import clip_image_processor_class, place
 
 SVD_TINY_FRAMES = 14  # the tiny SVD UNet's native window, as SVD's 14-frame checkpoint
 TINY_CROSS_DIM = 32

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from motionforge import ConfigError, animate, compose_config
-from motionforge.backbones import motion_attention, steering
-from motionforge.backbones.motion_attention import MotionAttentionContext, WarpedAttnProcessor
-from motionforge.backbones.steering import StepWindow
-from tests.backbones.test_steering import BACKBONES, QUIET, box, reference, request, run
+from motionforge.backbones.diffusion import steering
+from motionforge.backbones.diffusion.steering import warped_attention
+from motionforge.backbones.diffusion.steering import StepWindow
+from motionforge.backbones.diffusion.steering.warped_attention import MotionAttentionContext, WarpedAttnProcessor
+from tests.backbones.diffusion.steering.test_steering import BACKBONES, QUIET, box, reference, request, run
 
 
 def attention_module() -> torch.nn.Module:
@@ -127,22 +128,22 @@ def test_the_processors_are_restored_when_a_denoiser_call_fails() -> None:
 
     class Failing:
         def denoise(self, x: torch.Tensor, sigma: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-            seen.append(type(unet.attn_processors[next(iter(motion_attention.temporal_layers(unet)))]).__name__)
+            seen.append(type(unet.attn_processors[next(iter(warped_attention.temporal_layers(unet)))]).__name__)
             raise KeyboardInterrupt
 
     context = MotionAttentionContext(torch.zeros(4, 2, 64, 64), 8, 8)
-    wrapper = motion_attention.WarpedAttention(Failing(), unet, context, StepWindow.of(torch.tensor([2.0, 1.0, 0.0]), 0.0, 1.0))
+    wrapper = warped_attention.WarpedAttention(Failing(), unet, context, StepWindow.of(torch.tensor([2.0, 1.0, 0.0]), 0.0, 1.0))
     with pytest.raises(KeyboardInterrupt):
         wrapper.denoise(torch.zeros(1, 4, 4, 8, 8), torch.tensor(2.0), torch.arange(4))
     assert seen == ["WarpedAttnProcessor"] and unet.attn_processors == before
 
 
 def test_the_temporal_layers_are_the_motion_modules_and_svds_temporal_attn1() -> None:
-    svd = motion_attention.temporal_layers(BACKBONES["svd_tiny"][0]().load(BACKBONES["svd_tiny"][1](), torch.device("cpu")).unet)
+    svd = warped_attention.temporal_layers(BACKBONES["svd_tiny"][0]().load(BACKBONES["svd_tiny"][1](), torch.device("cpu")).unet)
     assert svd and all(".temporal_transformer_blocks." in key and key.endswith("attn1.processor") for key in svd)
     assert all(embed is None for embed in svd.values())
     backbone, config_class, _ = BACKBONES["animatediff_tiny"]
-    animated = motion_attention.temporal_layers(backbone().load(config_class(), torch.device("cpu")).unet)
+    animated = warped_attention.temporal_layers(backbone().load(config_class(), torch.device("cpu")).unet)
     assert {key.rsplit(".", 2)[-2] for key in animated} == {"attn1", "attn2"}
     assert all(".motion_modules." in key and embed is not None for key, embed in animated.items())
 
