@@ -25,6 +25,7 @@ from motionforge.backbones.diffusion import ip_adapter, loading, steering, tiny
 from motionforge.backbones.diffusion import motion_adapter
 from motionforge.backbones.diffusion.base import DiffusionBase, DiffusionParams, vae_decoder, vae_scale_factor
 from motionforge.backbones.diffusion.schedules import KarrasDenoiser
+from motionforge.backbones.diffusion.steering import strength
 from motionforge.core.errors import ConfigError
 from motionforge.core.hookspecs import Register, hookimpl
 from motionforge.core.types import FrameLimit, Prepared, RenderRequest, SamplerInput
@@ -216,7 +217,7 @@ class AnimateDiffBackbone(DiffusionBase):
             KarrasDenoiser(model, schedule), config, plan, schedule=schedule, noise=noise,
             reference=lambda: steering.reference_latent(models, context.image), unet=models.unet, guidance=2 if guided else 1,
             hold_first_frame=config.selective_noising,
-            init_flow=steering.flow_at_strength(plan.flow, plan.strength) if from_strength else None,
+            init_flow=strength.flow_at_strength(plan.flow, plan.strength) if from_strength else None,
         )  # fmt: skip
         # 6. The sampler's input (at most the positional table's frames per call), and the decoder bound to this run
         limit = FrameLimit(int(models.unet.config.motion_max_seq_length), "the motion modules' positional table (motion_max_seq_length)")

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from einops import rearrange
 
-from motionforge.backbones.diffusion.schedules import Schedule, schedule_of
+from motionforge.backbones.diffusion.schedules import Schedule
 from motionforge.core.errors import ConfigError
 from motionforge.core.types import Stepper
 

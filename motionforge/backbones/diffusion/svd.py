@@ -27,6 +27,7 @@ from einops import repeat
 from motionforge.backbones.diffusion import loading, steering, tiny
 from motionforge.backbones.diffusion.base import DiffusionBase, DiffusionParams, vae_decoder, vae_scale_factor
 from motionforge.backbones.diffusion.schedules import KarrasDenoiser
+from motionforge.backbones.diffusion.steering import strength
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import Register, hookimpl
 from motionforge.core.types import Prepared, RenderRequest, SamplerInput
@@ -201,7 +202,7 @@ class SvdBackbone(DiffusionBase):
         image_latents = image_latent(models, context.image, config.noise_aug_strength, generator)  # [1, C, h, w]
         # 3. The added time ids, the motion bucket mapped from the plan's motion strength when one is asked
         asked = config.motion_bucket_from_strength and plan.strength is not None
-        bucket = steering.motion_bucket(plan.strength, context.height, context.width) if asked else config.motion_bucket_id
+        bucket = strength.motion_bucket(plan.strength, context.height, context.width) if asked else config.motion_bucket_id
         time_ids = added_time_ids(models, [config.fps - 1, bucket, config.noise_aug_strength], embeddings.dtype, context.device)
         # 4. The scheduler's steps in sigma space (from latent_init's start) and its step rule
         schedule, stepper = self.timesteps(config, models, request.steps, generator)

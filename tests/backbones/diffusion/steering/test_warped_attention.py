@@ -6,9 +6,7 @@ import pytest
 import torch
 
 from motionforge import ConfigError, animate, compose_config
-from motionforge.backbones.diffusion import steering
-from motionforge.backbones.diffusion.steering import warped_attention
-from motionforge.backbones.diffusion.steering import StepWindow
+from motionforge.backbones.diffusion.steering import StepWindow, region, warped_attention
 from motionforge.backbones.diffusion.steering.warped_attention import MotionAttentionContext, WarpedAttnProcessor
 from tests.backbones.diffusion.steering.test_steering import BACKBONES, QUIET, box, reference, request, run
 
@@ -167,7 +165,7 @@ def test_warped_attention_combines_with_latent_init_and_the_region_hold(name) ->
     assert not torch.equal(without, combined)
     if name == "svd_tiny":  # the hold still lands the outside of the region on the reference exactly
         ref = reference(name, brushed)[:, None]  # [1, 1, C, h, w]
-        outside = (steering.feathered(box(), 8, 8, 1.0) == 0).expand_as(combined)  # [1, F, C, h, w]
+        outside = (region.feathered(box(), 8, 8, 1.0) == 0).expand_as(combined)  # [1, F, C, h, w]
         assert torch.equal(combined[outside], ref.expand_as(combined)[outside])
 
 
