@@ -21,8 +21,7 @@ from typing import Any
 import torch
 from einops import rearrange
 
-from motionforge.backbones.diffusion import ip_adapter, loading, steering, tiny
-from motionforge.backbones.diffusion import motion_adapter
+from motionforge.backbones.diffusion import ip_adapter, loading, motion_adapter, steering, tiny
 from motionforge.backbones.diffusion.base import DiffusionBase, DiffusionParams, vae_decoder, vae_scale_factor
 from motionforge.backbones.diffusion.schedules import KarrasDenoiser
 from motionforge.backbones.diffusion.steering import strength
