@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from motionforge.core import fields
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.flowfiles import read_flow
 from motionforge.core.hookspecs import hookimpl
+from motionforge.motion import fields
 from motionforge.core.opticalflow import (
     DIS_PRESETS,
     chain_flows,

@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 
 from motionforge.core.errors import ConfigError
 from motionforge.core.hookspecs import hookimpl
-from motionforge.core.motion import magnitude
 from motionforge.core.types import RenderRequest
 from motionforge.kernels import splat, warp
 from motionforge.kernels.reference import EPS, METRIC_CLIP
+from motionforge.motion.fuse import magnitude
 
 log = logging.getLogger(__name__)
 

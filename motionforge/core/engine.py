@@ -26,8 +26,8 @@ from PIL import Image
 from motionforge.core import io
 from motionforge.core.config import RunSettings, check_run, compose_config, config_dict, typed_config
 from motionforge.core.errors import PluginError
-from motionforge.core.motion import DensifySettings, fuse, magnitude
 from motionforge.core.registry import Registry, config_node, get_registry, list_plugins, motionforge_version
+from motionforge.motion.fuse import DensifySettings, fuse, magnitude
 from motionforge.core.types import (
     MotionContext,
     MotionHint,

@@ -13,7 +13,7 @@ import numpy as np
 from einops import rearrange
 
 from motionforge.core.errors import InputError
-from motionforge.core.values import read_numeric_npy
+from motionforge.motion.values import read_numeric_npy
 
 # The first four bytes of a Middlebury .flo file, read as a little-endian float32.
 FLO_MAGIC = 202021.25

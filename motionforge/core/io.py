@@ -22,7 +22,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from motionforge.core.errors import ConfigError, InputError
-from motionforge.core.fields import centred_box
+from motionforge.motion.fields import centred_box
 
 __all__ = [
     "AtomicOutputs",

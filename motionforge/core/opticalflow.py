@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from motionforge.core.errors import InputError
-from motionforge.core.fields import Box, raster_box
 from motionforge.core.types import MotionContext
+from motionforge.motion.fields import Box, raster_box
 
 DIS_PRESETS: dict[str, int] = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,

@@ -60,7 +60,7 @@ class MotionHint:
     - ``camera``: the flow is a camera move: it adds to the object motion after the region has
       restricted that, so it moves the whole frame.
 
-    How hints combine is documented in :func:`motionforge.core.motion.fuse`.
+    How hints combine is documented in :func:`motionforge.motion.fuse.fuse`.
     """
 
     flow: torch.Tensor | None = None

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from motionforge.core.motion import magnitude, resize_flow
 from motionforge.kernels import splat
+from motionforge.motion.fuse import magnitude, resize_flow
 
 OCCLUSION = 0.5  # softmax splatting metric per latent pixel of motion: where cells collide, the faster one is in front
 

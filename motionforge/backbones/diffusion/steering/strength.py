@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from motionforge.core.motion import motion_strength
+from motionforge.motion.fuse import motion_strength
 
 # M_s of the bundled sample (2.04 px/frame at 512 px) as a share of the longer side: SVD's default bucket 127
 REFERENCE_MOTION = 0.004

@@ -27,9 +27,9 @@ import torch
 from einops import rearrange
 
 from motionforge.core.errors import ConfigError
-from motionforge.core.motion import resize_flow
 from motionforge.core.types import Denoiser
 from motionforge.kernels import splat, temporal_attention
+from motionforge.motion.fuse import resize_flow
 
 
 @dataclass

@@ -9,7 +9,7 @@ import torch
 
 from motionforge import animate, compose_config
 from motionforge.backbones.diffusion.steering import latent_init
-from motionforge.core.motion import resize_flow
+from motionforge.motion.fuse import resize_flow
 from tests.backbones.diffusion.steering.test_steering import BACKBONES, QUIET, pan, reference, request, run
 
 

@@ -10,7 +10,7 @@ import torch
 
 from motionforge.backbones.diffusion.steering import strength
 from motionforge.backbones.diffusion.svd import SvdTinyBackbone, SvdTinyConfig
-from motionforge.core.motion import motion_strength
+from motionforge.motion.fuse import motion_strength
 from tests.backbones.diffusion.steering.test_steering import pan, request, run
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from motionforge.core.curves import pchip, resample_track
+from motionforge.motion.curves import pchip, resample_track
 
 coordinate = st.floats(min_value=-2000, max_value=2000, allow_nan=False, allow_infinity=False)
 point = st.tuples(coordinate, coordinate)

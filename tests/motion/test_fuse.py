@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from motionforge import ConfigError, MotionContext, MotionHint
-from motionforge.core.motion import (
+from motionforge.motion.fuse import (
     DensifySettings,
     SparsePoints,
     densify_gaussian,
