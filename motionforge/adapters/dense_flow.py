@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 
 from motionforge.core.errors import ConfigError, InputError
-from motionforge.core.flowfiles import read_flow
+from motionforge.io.flowfiles import read_flow
 from motionforge.core.hookspecs import hookimpl
 from motionforge.motion import fields
-from motionforge.core.opticalflow import (
+from motionforge.io.opticalflow import (
     DIS_PRESETS,
     chain_flows,
     resample_in_time,

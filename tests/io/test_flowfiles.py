@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from motionforge import InputError
-from motionforge.core.flowfiles import FLO_MAGIC, read_flo, read_flo_folder, read_flow, read_npy_flow, write_flo
+from motionforge.io.flowfiles import FLO_MAGIC, read_flo, read_flo_folder, read_flow, read_npy_flow, write_flo
 
 
 def field(height: int = 6, width: int = 8, seed: int = 0) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from motionforge import InputError, MotionContext
-from motionforge.core.opticalflow import (
+from motionforge.io.opticalflow import (
     chain_flows,
     count_frames,
     dis_flow,

@@ -48,7 +48,7 @@ def read_flo(path: str | Path) -> np.ndarray:
     if magic != FLO_MAGIC:
         raise InputError(
             f"flow file {path} is not a Middlebury .flo file (its magic number is {magic:g}, not {FLO_MAGIC}); "
-            "write it with motionforge.core.flowfiles.write_flo"
+            "write it with motionforge.io.flowfiles.write_flo"
         )
     width, height = (int(v) for v in np.frombuffer(data, dtype="<i4", count=2, offset=4))
     if width <= 0 or height <= 0:
