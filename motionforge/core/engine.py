@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from motionforge.core import io
+from motionforge import io
 from motionforge.core.config import RunSettings, check_run, compose_config, config_dict, typed_config
 from motionforge.core.errors import PluginError
 from motionforge.core.registry import Registry, config_node, get_registry, list_plugins, motionforge_version

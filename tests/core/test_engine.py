@@ -22,7 +22,8 @@ from motionforge import (
     compose_config,
     hookimpl,
 )
-from motionforge.core import engine, io
+from motionforge import io
+from motionforge.core import engine
 from motionforge.core.registry import pm
 
 SMALL = ["num_frames=4", "height=64", "width=64", "progress=false"]
