@@ -58,21 +58,34 @@ def landmark_sequence(frames: int = 24) -> np.ndarray:
 
 
 def trajectories() -> dict:
-    """Drag tracks on the sample: the shuttle model climbs, the helmet rolls left, the face is pinned."""
+    """Drag tracks on the sample: the shuttle model climbs, the helmet rolls left; pins hold the face and the suit still."""
     return {
         "size": [SIZE, SIZE],
         "tracks": [
             {"points": [[405, 205], [410, 160], [425, 110]]},
             {"points": [[380, 450], [350, 445], [320, 448]], "strength": 0.8},
             {"points": [[226, 120], [226, 120]]},
+            {"points": [[150, 360], [150, 360]]},
+            {"points": [[60, 200], [60, 200]]},
+            {"points": [[330, 260], [330, 260]]},
+            {"points": [[300, 175], [300, 175]]},
         ],
     }
 
 
+# The outline of the shuttle model (orbiter, tank and boosters, above its stand), in picture pixels.
+SHUTTLE = [
+    (392, 0), (442, 0), (449, 35), (457, 60), (459, 214), (463, 228), (457, 262), (425, 267),
+    (395, 267), (366, 251), (351, 226), (368, 182), (384, 122), (386, 45),
+]  # fmt: skip
+
+
 def brush_mask() -> np.ndarray:
     """A motion-brush mask over the shuttle model (white moves): uint8 [512, 512]."""
+    import cv2
+
     mask = np.zeros((SIZE, SIZE), dtype=np.uint8)
-    mask[0:300, 360:SIZE] = 255
+    cv2.fillPoly(mask, [np.array(SHUTTLE, dtype=np.int32)], 255)
     return mask
 
 

@@ -6,6 +6,8 @@ it can score any video, whatever made it:
 - :func:`trajectory_epe`: where each track's start point really went (pyramidal Lucas–Kanade)
   against where the control asked it to be, in pixels per frame.
 - :func:`brush_leakage`: mean motion outside the brushed region over mean motion inside (DIS flow).
+- :func:`object_fidelity`: whether a dragged object stays whole (``tear``: the change of its area)
+  and leaves nothing behind (``ghost``: its colour where it no longer is, as a share of its area).
 - :func:`temporal_error`: mean intensity error of warping each frame onto the next by their
   measured flow (DIS), in [0, 255] levels.
 
@@ -159,14 +161,16 @@ def track_points(frames: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return positions
 
 
-def trajectory_epe(frames: np.ndarray, targets: np.ndarray) -> dict:
+def trajectory_epe(frames: np.ndarray, targets: np.ndarray, visible: np.ndarray | None = None) -> dict:
     """End-point error of tracks: track targets[:, 0] through the frames and compare with targets [N, F, 2], in pixels.
 
     Returns ``mean`` (over frames 1…F-1 and every track while it is followed), ``per_frame`` [F]
     (mean over the tracks followed in that frame; frame 0 is 0 by construction), ``max`` and
     ``lost`` (tracks Lucas–Kanade lost before the last frame; they count only while followed).
-    A frame where every track is lost has NaN in ``per_frame``; ``mean`` and ``max`` are NaN when
-    no track is followed past frame 0.
+    ``visible`` [N, F] bool, if given, says where a track's point can be seen (not behind a nearer
+    object): a track counts only until it is first hidden, since no tracker finds a covered point,
+    and ``hidden`` counts the tracks that were. A frame where every track is lost has NaN in
+    ``per_frame``; ``mean`` and ``max`` are NaN when no track is followed past frame 0.
     """
     _check_frames(frames)
     targets = _check_points(targets, "targets", "[N, F, 2]")
@@ -174,8 +178,13 @@ def trajectory_epe(frames: np.ndarray, targets: np.ndarray) -> dict:
         raise InputError(
             f"targets must have shape [N, F, 2] with F={frames.shape[0]} frames like the video; found shape {list(targets.shape)}"
         )
+    shown = np.ones(targets.shape[:2], dtype=bool) if visible is None else np.asarray(visible, dtype=bool)  # [N, F]
+    if shown.shape != targets.shape[:2]:
+        raise InputError(f"visible must have shape [N, F] = {list(targets.shape[:2])}; found shape {list(shown.shape)}")
+    seen = np.logical_and.accumulate(shown, axis=1).T  # [F, N] true until a track is first hidden
     positions = track_points(frames, targets[:, 0])  # [F, N, 2]
     errors = np.linalg.norm(positions - targets.transpose(1, 0, 2), axis=-1)  # [F, N], NaN where lost
+    errors[~seen] = np.nan
     followed = ~np.isnan(errors)  # [F, N]
     per_frame = [float(row[ok].mean()) if ok.any() else math.nan for row, ok in zip(errors, followed)]
     later = errors[1:][followed[1:]]  # every (frame ≥ 1, track) error while followed
@@ -183,7 +192,8 @@ def trajectory_epe(frames: np.ndarray, targets: np.ndarray) -> dict:
         "mean": float(later.mean()) if later.size else math.nan,
         "per_frame": per_frame,
         "max": float(later.max()) if later.size else math.nan,
-        "lost": int((~followed[-1]).sum()),
+        "lost": int((~followed[-1] & seen[-1]).sum()),
+        "hidden": int((~seen[-1]).sum()),
     }
 
 
@@ -224,17 +234,29 @@ def motion_magnitude(frames: np.ndarray, preset: str = "medium", still: int = ST
     return total / (len(frames) - 1)
 
 
-def brush_leakage(frames: np.ndarray, region: np.ndarray, preset: str = "medium", still: int = STILL_LEVELS) -> float:
+def brush_leakage(
+    frames: np.ndarray,
+    region: np.ndarray,
+    preset: str = "medium",
+    still: int = STILL_LEVELS,
+    reached: np.ndarray | None = None,
+) -> float:
     """Brush leakage: mean motion outside the region over mean motion inside (0 when the outside holds still).
 
     ``region`` [H, W] is bool or a soft mask (inside where >= 0.5); motion is :func:`motion_magnitude`.
-    With no motion inside, the answer is inf when the outside moves and 0.0 when nothing moves. An
-    empty or full region has nothing to compare and raises ValueError.
+    ``reached`` [H, W] bool, if given, marks the pixels outside the region that the region's own
+    content is asked to move onto (a brushed object dragged out of its brush): they are left out of
+    the outside, which is then where nothing should change. With no motion inside, the answer is
+    inf when the outside moves and 0.0 when nothing moves. An empty or full region has nothing to
+    compare and raises ValueError.
     """
     _check_frames(frames)
     inside = _check_region(region, *frames.shape[1:3])  # [H, W] bool
+    outside = ~inside if reached is None else ~inside & ~np.asarray(reached, dtype=bool)  # [H, W]
+    if not outside.any():
+        raise ValueError("the region and where its content goes cover the whole frame, so there is no outside left")
     motion = motion_magnitude(frames, preset, still)  # [H, W]
-    moving_in, moving_out = float(motion[inside].mean()), float(motion[~inside].mean())
+    moving_in, moving_out = float(motion[inside].mean()), float(motion[outside].mean())
     if moving_in == 0.0:
         return math.inf if moving_out > 0.0 else 0.0
     return moving_out / moving_in
@@ -266,3 +288,71 @@ def temporal_error(frames: np.ndarray, preset: str = "medium") -> float:
         warped = warp_back(frames[t].astype(np.float32), back)  # [H, W, 3]
         errors.append(float(np.abs(warped - frames[t + 1].astype(np.float32)).mean()))
     return float(np.mean(errors))
+
+
+# Colour bins per channel of the object-colour model of :func:`object_fidelity`.
+COLOUR_BINS = 16
+
+
+def object_colours(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Which colours belong to the object that ``mask`` [H, W] marks in a frame [H, W, 3]: a bool table [16, 16, 16].
+
+    A colour bin is the object's when the object's pixels fall in it at least twice as often, as a
+    share of the object, as the other pixels do as a share of theirs (a two-class histogram classifier).
+    """
+    bins = (frame // (256 // COLOUR_BINS)).reshape(-1, 3).astype(np.int64)  # [H*W, 3]
+    index = (bins[:, 0] * COLOUR_BINS + bins[:, 1]) * COLOUR_BINS + bins[:, 2]  # [H*W]
+    flat = mask.reshape(-1)
+    size = COLOUR_BINS**3
+    inside = np.bincount(index[flat], minlength=size) / max(int(flat.sum()), 1)
+    outside = np.bincount(index[~flat], minlength=size) / max(int((~flat).sum()), 1)
+    return (inside > 2 * outside).reshape(COLOUR_BINS, COLOUR_BINS, COLOUR_BINS)
+
+
+def _coloured(frame: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """The pixels of a frame [H, W, 3] whose colour the table [16, 16, 16] gives to the object: bool [H, W]."""
+    bins = frame // (256 // COLOUR_BINS)
+    return table[bins[..., 0], bins[..., 1], bins[..., 2]]
+
+
+def object_fidelity(frames: np.ndarray, mask: np.ndarray, path: np.ndarray, margin: int = 3) -> dict:
+    """How whole a dragged object stays and what it leaves behind, frame by frame, for an object moved rigidly along a path.
+
+    ``mask`` [H, W] bool is the object at frame 0 and ``path`` [F, 2] where its track is at each
+    frame (the object's expected place is the mask moved by path[i] − path[0], ``margin`` pixels
+    wider). The object's colours are learned from frame 0 (:func:`object_colours`). At each frame,
+    ``area`` is the object-coloured pixels in the expected place over those of frame 0 (1 when
+    whole; less when torn or covered, more when stretched), and ``ghost`` the object-coloured
+    pixels along the object's way (the places it has been or will be) but outside its expected
+    place, over the object's area, less those that already looked so at frame 0 (0 when nothing is
+    left behind; a full copy left at the start gives 1). Returns ``ghost`` and ``tear``
+    (|area − 1|) at the last frame, and both per frame.
+    """
+    _check_frames(frames)
+    path = _check_points(path, "path", "[F, 2]")
+    if path.shape != (frames.shape[0], 2):
+        raise InputError(f"path must have shape [F, 2] with F={frames.shape[0]}; found shape {list(path.shape)}")
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != frames.shape[1:3] or not mask.any():
+        raise InputError(f"mask must be a non-empty bool [H, W] = {list(frames.shape[1:3])}; found shape {list(mask.shape)}")
+    table = object_colours(frames[0], mask)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+    height, width = mask.shape
+    places = []  # [F] bool [H, W]: where the object should be, margin included
+    for position in path:
+        dx, dy = position - path[0]
+        shift = np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
+        moved = cv2.warpAffine(mask.astype(np.uint8), shift, (width, height), flags=cv2.INTER_NEAREST)
+        places.append(cv2.dilate(moved, kernel) > 0)
+    way = np.logical_or.reduce(places)  # [H, W]
+    first = _coloured(frames[0], table)  # [H, W]
+    baseline = max(int((first & places[0]).sum()), 1)
+    area = int(mask.sum())
+    ghosts, areas = [], []
+    for frame, place in zip(frames, places):
+        coloured = _coloured(frame, table)  # [H, W]
+        areas.append(int((coloured & place).sum()) / baseline)
+        stray = way & ~place  # [H, W] where the object should not be now
+        already = int((first & stray & ~places[0]).sum())  # background there that looked like the object at frame 0
+        ghosts.append(max(0, int((coloured & stray).sum()) - already) / area)
+    return {"ghost": ghosts[-1], "tear": abs(areas[-1] - 1.0), "per_frame_ghost": ghosts, "per_frame_area": areas}

@@ -45,6 +45,13 @@ def textured_square_image(size: int = 128, square: int = 24, centre: tuple[int, 
     return image
 
 
+def red_centroid(frame: np.ndarray) -> np.ndarray:
+    """(x, y) centroid of the bright-red square of :func:`textured_square_image` in a uint8 frame [H, W, 3]."""
+    weight = np.clip((frame[..., 0].astype(float) - 90) / (255 - 90), 0, 1)
+    ys, xs = np.mgrid[0 : frame.shape[0], 0 : frame.shape[1]]
+    return np.array([(weight * xs).sum(), (weight * ys).sum()]) / weight.sum()
+
+
 @pytest.fixture
 def small_image(tmp_path: Path) -> Path:
     """A 64×48 PNG picture (a smooth gradient with a square) on disk."""

@@ -41,6 +41,7 @@ class LandmarkConfig:
     strength: float = 1.0  # multiplies the landmark motion
     face_region: bool = False  # allow motion only near the reference face
     face_margin: float = 0.15  # its dilation, a fraction of the face box's larger side
+    face_blend: float = 0.25  # how far around the face its motion blends into the rest (hair, neck), a fraction of that side
 
 
 def _key(name: str) -> str:
@@ -264,10 +265,10 @@ def _check_config(config: LandmarkConfig) -> None:
         raise ConfigError(
             f"{_key('strength')}={config.strength!r} must be a finite number"
         )
-    if not (math.isfinite(config.face_margin) and config.face_margin >= 0):
-        raise ConfigError(
-            f"{_key('face_margin')}={config.face_margin!r} must be a number ≥ 0 (a fraction of the face's size)"
-        )
+    for name in ("face_margin", "face_blend"):
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{_key(name)}={value!r} must be a number ≥ 0 (a fraction of the face's size)")
 
 
 class LandmarkAdapter:
@@ -328,14 +329,16 @@ class LandmarkAdapter:
             )
         flow, mask = scatter_flow(pixels[inside], displacement[inside], height, width)
         tracks = reference[inside, None] + displacement[inside]  # [K', F, 2]
-        region = None
+        region, blend = None, 0.0
         if config.face_region:
             region = face_region(reference, height, width, config.face_margin)
             region = region.to(context.device)
+            blend = config.face_blend * float((reference.max(axis=0) - reference.min(axis=0)).max())
         return MotionHint(
             flow=flow.to(context.device),
             mask=mask.to(context.device),
             region=region,
+            blend=blend,
             # on the CPU like the trajectory adapter's, so plan.tracks can concatenate them
             tracks=torch.from_numpy(tracks).float(),
         )

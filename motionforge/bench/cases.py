@@ -2,8 +2,9 @@
 
 Every case is a picture (multi-scale noise background, objects with their own texture and a dark
 rim, so Lucas–Kanade and DIS find something to lock on everywhere), drag tracks in the trajectory
-adapter's ``paths`` format and, for the brush case, boxes in the brush adapter's ``boxes`` format,
-all in image pixels. A size gives the same bytes on every run (seeded numpy generators, OpenCV
+adapter's ``paths`` format, the brush for the cases that have one (the brush adapter's ``boxes``
+or ``polygons``), all in image pixels, and the mask of the object each track drags (for the ghost
+and tear measures). A size gives the same bytes on every run (seeded numpy generators, OpenCV
 single-threaded resampling of them).
 """
 
@@ -33,13 +34,14 @@ _PLAIN_PATH = re.compile(r"[A-Za-z0-9_./:+-]+")
 
 @dataclass
 class Case:
-    """One benchmark case: a picture, its drag tracks and brush boxes (image pixels), and what it checks."""
+    """One benchmark case: a picture, its drag tracks and brush (image pixels), the objects they drag, and what it checks."""
 
     name: str
     image: np.ndarray  # uint8 [H, W, 3] RGB
     tracks: list[list[list[float]]]  # per track its [x, y] points, spread over the clip (adapters.trajectory.paths)
-    brush: list[list[float]] | None  # [x0, y0, x1, y1] boxes, pixel edges (adapters.brush.boxes); None = no brush
+    brush: dict[str, list] | None  # the brush adapter's keys: {"boxes": [[x0, y0, x1, y1], …]} or {"polygons": …}; None = no brush
     description: str
+    objects: list[np.ndarray]  # bool [H, W] per track: the object it drags, at frame 0
 
 
 def noise(rng: np.random.Generator, height: int, width: int, scale: float = 1.0) -> np.ndarray:
@@ -105,12 +107,20 @@ def _scene(size: int, seed: int, objects: list[tuple[np.ndarray, tuple[float, fl
     return np.clip(image, 0, 255).round().astype(np.uint8)
 
 
+def circle(centre: list[float], radius: float, corners: int = 48) -> list[list[float]]:
+    """A polygon close around a circle, in the brush adapter's ``polygons`` format: [[x, y], …] image pixels."""
+    angles = np.linspace(0.0, 2 * np.pi, corners, endpoint=False)
+    reach = radius / np.cos(np.pi / corners)  # the polygon's edges touch the circle, its corners lie outside
+    return [[round(centre[0] + reach * np.cos(a), 2), round(centre[1] + reach * np.sin(a), 2)] for a in angles]
+
+
 def drag_disc(size: int) -> Case:
     """A textured disc dragged right across a quarter of the picture."""
     start, end = _at(size, 0.3, 0.5), _at(size, 0.55, 0.5)
-    image = _scene(size, SEED, [(disc(size, start, 0.14 * size), (255, 190, 60))])
+    shape = disc(size, start, 0.14 * size)
+    image = _scene(size, SEED, [(shape, (255, 190, 60))])
     return Case(
-        "drag_disc", image, [[start, end]], None, "a textured disc on a textured ground, dragged right by a quarter of the width"
+        "drag_disc", image, [[start, end]], None, "a textured disc on a textured ground, dragged right by a quarter of the width", [shape]
     )
 
 
@@ -118,37 +128,78 @@ def two_objects(size: int) -> Case:
     """A disc along an arc to the right and a square straight up, in opposite corners so their motions do not blend."""
     arc = [_at(size, 0.22, 0.24), _at(size, 0.3, 0.2), _at(size, 0.38, 0.24)]
     up = [_at(size, 0.76, 0.78), _at(size, 0.76, 0.62)]
-    objects = [(disc(size, arc[0], 0.1 * size), (90, 200, 255)), (square(size, up[0], 0.09 * size), (255, 110, 150))]
-    image = _scene(size, SEED + 1, objects)
+    shapes = [disc(size, arc[0], 0.1 * size), square(size, up[0], 0.09 * size)]
+    image = _scene(size, SEED + 1, [(shapes[0], (90, 200, 255)), (shapes[1], (255, 110, 150))])
     return Case(
         "two_objects",
         image,
         [arc, up],
         None,
         "a disc on a three-point arc to the right and a square dragged up, in opposite corners",
+        shapes,
     )
 
 
 def brushed(size: int) -> Case:
     """A disc dragged inside a brush box; everything outside the box must hold still."""
     start, end = _at(size, 0.45, 0.5), _at(size, 0.55, 0.55)
-    image = _scene(size, SEED + 2, [(disc(size, start, 0.12 * size), (120, 255, 120))])
+    shape = disc(size, start, 0.12 * size)
+    image = _scene(size, SEED + 2, [(shape, (120, 255, 120))])
     box = _at(size, 0.2, 0.2, 0.8, 0.8)
     return Case(
-        "brushed", image, [[start, end]], [box], "a disc dragged inside a brush box; the ground outside the box must stay still"
+        "brushed",
+        image,
+        [[start, end]],
+        {"boxes": [box]},
+        "a disc dragged inside a brush box; the ground outside the box must stay still",
+        [shape],
     )
 
 
 def slow_diagonal(size: int) -> Case:
     """A square dragged slowly down and right: a few pixels over the whole clip."""
     track = [_at(size, 0.35, 0.35), _at(size, 0.38, 0.38), _at(size, 0.41, 0.41)]
-    image = _scene(size, SEED + 3, [(square(size, track[0], 0.11 * size), (230, 140, 255))])
+    shape = square(size, track[0], 0.11 * size)
+    image = _scene(size, SEED + 3, [(shape, (230, 140, 255))])
     return Case(
         "slow_diagonal",
         image,
         [track],
         None,
         "a square dragged slowly down and right along the diagonal, 6% of the side over the whole clip",
+        [shape],
+    )
+
+
+def out_of_brush(size: int) -> Case:
+    """A small disc in a brush just larger than it, dragged far out of the brush: nothing of it may stay behind."""
+    start, end = _at(size, 0.3, 0.5), _at(size, 0.3 + 80 / 256, 0.5)
+    shape = disc(size, start, 12 / 256 * size)
+    image = _scene(size, SEED + 4, [(shape, (255, 160, 40))])
+    return Case(
+        "out_of_brush",
+        image,
+        [[start, end]],
+        {"polygons": [circle(start, 18 / 256 * size)]},
+        "a disc of radius 12 in a brush of radius 18 (at 256 px), dragged 80 px out of it: no copy may stay behind",
+        [shape],
+    )
+
+
+def crossing(size: int) -> Case:
+    """Two brushed objects whose paths cross half way: the faster one passes in front, both stay whole."""
+    fast = [_at(size, 0.25, 0.5), _at(size, 0.75, 0.5)]
+    slow = [_at(size, 0.5, 0.35), _at(size, 0.5, 0.65)]
+    shapes = [disc(size, fast[0], 0.1 * size), square(size, slow[0], 0.08 * size)]
+    image = _scene(size, SEED + 5, [(shapes[0], (80, 170, 255)), (shapes[1], (255, 90, 130))])
+    brush = [circle(fast[0], 0.13 * size), circle(slow[0], 0.12 * size)]
+    return Case(
+        "crossing",
+        image,
+        [fast, slow],
+        {"polygons": brush},
+        "a disc dragged right and a square dragged down, each in its own brush, crossing half way; the faster disc passes in front",
+        shapes,
     )
 
 
@@ -157,7 +208,7 @@ def cases(size: int = 256) -> list[Case]:
     if not (isinstance(size, int) and size >= 64 and size % 8 == 0):
         raise ConfigError(f"the control cases' size must be a multiple of 8 of at least 64 pixels; found {size!r}")
     with single_threaded_opencv():
-        return [drag_disc(size), two_objects(size), brushed(size), slow_diagonal(size)]
+        return [drag_disc(size), two_objects(size), brushed(size), slow_diagonal(size), out_of_brush(size), crossing(size)]
 
 
 def _hydra_value(text: str) -> str:
@@ -183,8 +234,8 @@ def overrides(case: Case, image_path: str | Path) -> list[str]:
         f"adapters=[{','.join(adapters)}]",
         f"adapters.trajectory.paths={_compact(case.tracks)}",
     ]
-    if case.brush:
-        result.append(f"adapters.brush.boxes={_compact(case.brush)}")
+    for key, value in (case.brush or {}).items():
+        result.append(f"adapters.brush.{key}={_compact(value)}")
     return result
 
 

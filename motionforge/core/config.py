@@ -35,6 +35,7 @@ class MotionSettings:
     sigma: float | None = MISSING
     threshold: float = MISSING
     normalize: bool = MISSING
+    feather: float = MISSING
 
 
 @dataclass
@@ -236,6 +237,8 @@ def check_run(cfg: DictConfig) -> RunSettings:
         raise ConfigError(f"motion.sigma={motion.sigma} must be a positive number of pixels, or null for the default")
     if motion.threshold < 0:
         raise ConfigError(f"motion.threshold={motion.threshold} must be zero or more")
+    if not (motion.feather >= 0 and motion.feather != float("inf")):
+        raise ConfigError(f"motion.feather={motion.feather} must be a number of pixels, zero (hard region edges) or more")
     output = cfg.output
     if output.previews < 0:
         raise ConfigError(f"output.previews={output.previews} must be 0 (off) or a number of steps between previews")

@@ -27,7 +27,6 @@ from motionforge import io
 from motionforge.core.config import RunSettings, check_run, compose_config, config_dict, typed_config
 from motionforge.core.errors import PluginError
 from motionforge.core.registry import Registry, config_node, get_registry, list_plugins, motionforge_version
-from motionforge.motion.fuse import DensifySettings, fuse, magnitude
 from motionforge.core.types import (
     MotionContext,
     MotionHint,
@@ -39,6 +38,7 @@ from motionforge.core.types import (
     Video,
 )
 from motionforge.core.watch import CountingDenoiser, StepWatcher
+from motionforge.motion.fuse import DensifySettings, fuse, magnitude
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,10 @@ def build_hints(
     return hints, configs
 
 
-def to_uint8(frames: torch.Tensor) -> np.ndarray:
-    """Float frames [F, 3, H, W] in [0, 1] → uint8 frames [F, H, W, 3]."""
+def to_uint8(frames: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Float frames [F, 3, H, W] in [0, 1] → uint8 frames [F, H, W, 3]; uint8 frames [F, H, W, 3] pass as they are."""
+    if isinstance(frames, np.ndarray):
+        return frames
     quantised = frames.detach().float().mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu()  # = round(255·clamp(x, 0, 1))
     return rearrange(quantised, "f c h w -> f h w c").numpy()
 
@@ -140,8 +142,10 @@ def render(
     record: dict[str, Any],
     callback: StepCallback | None = None,
     previews: dict[str, np.ndarray] | None = None,
-) -> torch.Tensor:
-    """Render the clip with the configured backbone (and sampler, for diffusion backbones): [F, 3, H, W].
+) -> torch.Tensor | np.ndarray:
+    """Render the clip with the configured backbone (and sampler, for diffusion backbones).
+
+    The frames are float [F, 3, H, W] in [0, 1], or uint8 [F, H, W, 3] from a rendering backbone that draws in 8 bits.
 
     ``callback`` is called after every denoiser call; the step previews (``output.previews``) go into ``previews``.
     """
@@ -151,6 +155,7 @@ def render(
     record["backbone"] = config_dict(config)
     if isinstance(backbone, RenderingBackbone):
         frames = backbone.render(config, request)
+        record["notes"] = list(request.notes)
     else:
         sampler_entry = registry.get("sampler", cfg.sampler.name)
         # the sampler's Config checks itself here, before the backbone loads its weights
@@ -159,7 +164,7 @@ def render(
         prepared = backbone.prepare(config, request)
         if not isinstance(prepared, Prepared):
             raise PluginError(f"backbone {entry.name!r} returned {type(prepared).__name__} from prepare, not a Prepared")
-        record["notes"], record["steering"] = list(prepared.notes), list(prepared.steering)
+        record["notes"], record["steering"] = [*request.notes, *prepared.notes], list(prepared.steering)
         counter = CountingDenoiser(prepared.sampler_input.denoiser)
         problem = dataclasses.replace(prepared.sampler_input, denoiser=counter)
         watcher = StepWatcher(
@@ -173,10 +178,16 @@ def render(
         if previews is not None:
             previews.update(watcher.previews)
         frames = prepared.decode(latents)
-    expected = (request.context.num_frames, 3, request.context.height, request.context.width)
-    if not isinstance(frames, torch.Tensor) or tuple(frames.shape) != expected:
-        got = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
-        raise PluginError(f"backbone {entry.name!r} returned frames of shape {got}; expected {list(expected)}")
+    context = request.context
+    expected = (context.num_frames, 3, context.height, context.width)
+    if isinstance(frames, np.ndarray) and frames.dtype == np.uint8:
+        expected = (context.num_frames, context.height, context.width, 3)
+    if not isinstance(frames, (torch.Tensor, np.ndarray)) or tuple(frames.shape) != expected:
+        got = tuple(frames.shape) if isinstance(frames, (torch.Tensor, np.ndarray)) else type(frames).__name__
+        raise PluginError(
+            f"backbone {entry.name!r} returned frames of shape {got}; expected float {[context.num_frames, 3, context.height, context.width]} "
+            f"or uint8 {[context.num_frames, context.height, context.width, 3]}"
+        )
     return frames
 
 
@@ -276,7 +287,7 @@ def animate(cfg: DictConfig | None = None, *, callback: StepCallback | None = No
         with _timed(timings, "adapters"):
             hints, adapter_configs = build_hints(registry, cfg, context, use_sample=settings.image is None)
         with _timed(timings, "plan"):
-            densify = DensifySettings(cfg.motion.sigma, cfg.motion.threshold, cfg.motion.normalize)
+            densify = DensifySettings(cfg.motion.sigma, cfg.motion.threshold, cfg.motion.normalize, cfg.motion.feather)
             plan: MotionPlan = fuse(hints, context, densify)
         request = RenderRequest(context, plan, settings.prompt, settings.fps, settings.steps, settings.seed, settings.progress)
         with _timed(timings, "render"):

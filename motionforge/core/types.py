@@ -59,6 +59,9 @@ class MotionHint:
       kept for drawing the hint image and for measuring how well the output follows it.
     - ``camera``: the flow is a camera move: it adds to the object motion after the region has
       restricted that, so it moves the whole frame.
+    - ``blend``: pixels over which the region's motion blends into the motion around it, for a
+      region that is part of a larger surface (a face, which hair and neck follow); 0 (the default)
+      makes the region a cut-out that moves over what surrounds it (a brushed object).
 
     How hints combine is documented in :func:`motionforge.motion.fuse.fuse`.
     """
@@ -71,11 +74,32 @@ class MotionHint:
     tracks: torch.Tensor | None = None
     scale: float | None = None
     camera: bool = False
+    blend: float = 0.0
 
     @property
     def is_sparse(self) -> bool:
         """True when the flow is given only where ``mask`` is set (it needs densifying)."""
         return self.flow is not None and self.mask is not None
+
+
+@dataclass
+class MotionLayer:
+    """A part of the picture that moves as one: how much of each frame-0 pixel it holds, and its own smooth flow.
+
+    ``flow`` is defined over the whole frame (it is not cut at the layer's edge), so a backbone can
+    move the layer's content, edge included, without stretching it; ``alpha`` is 1 on the layer's
+    pixels and fades to 0 just outside them. The background layer has ``alpha`` None: it holds
+    every pixel that no layer in front of it covers.
+    """
+
+    name: str  # "background", "region 1", "region 2", …
+    flow: torch.Tensor  # [F, 2, H, W] f_{0→i} of this layer's content
+    alpha: torch.Tensor | None = None  # [1, 1, H, W] in [0, 1] at frame 0; None for the background
+
+    @property
+    def core(self) -> torch.Tensor | None:
+        """The pixels wholly in this layer at frame 0 (alpha 1): bool [1, 1, H, W], or None for the background."""
+        return None if self.alpha is None else self.alpha >= 1.0
 
 
 @dataclass
@@ -85,6 +109,8 @@ class MotionPlan:
     ``hints`` keeps every adapter's hint by adapter name (learned backbones use the sparse ones);
     ``sources`` lists the adapters that contributed, in the order they ran. ``free`` marks the part
     of the region where no control gives motion: "animate freely here" for diffusion backbones.
+    ``layers`` are the parts that move apart, back to front (the background first): ``flow`` is
+    their composite, each layer's flow where its alpha is 1, blended across its fading edge.
     ``stats`` records what fusion measured: M_s before and after strength, and each adapter's
     contribution (mean displacement, pixels covered).
     """
@@ -96,6 +122,12 @@ class MotionPlan:
     sources: list[str] = field(default_factory=list)
     free: torch.Tensor | None = None  # [1, 1, H, W]
     stats: dict[str, Any] = field(default_factory=dict)
+    layers: list[MotionLayer] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """A plan built from a flow alone has one layer: the whole picture moving with that flow."""
+        if not self.layers:
+            self.layers = [MotionLayer("background", self.flow)]
 
     @property
     def num_frames(self) -> int:
@@ -176,6 +208,7 @@ class RenderRequest:
     steps: int = 25
     seed: int = 0
     progress: bool = False
+    notes: list[str] = field(default_factory=list)  # what a rendering backbone wants the manifest to say (diffusion: Prepared.notes)
 
 
 @dataclass

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 
 from motionforge.core.errors import ConfigError
-from motionforge.core.types import MotionContext, MotionHint, MotionPlan
+from motionforge.core.types import MotionContext, MotionHint, MotionLayer, MotionPlan
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,7 @@ class DensifySettings:
     sigma: float | None = None  # pixels; None = 170/512 of the longer side
     threshold: float = 0.05  # R
     normalize: bool = True  # divide by max(1, total weight)
+    feather: float = 0.0  # pixels outside a region's edge over which its motion fades out (0: a hard edge)
 
     def sigma_for(self, height: int, width: int) -> float:
         """σ in pixels for a frame of this size."""
@@ -98,9 +102,13 @@ def merge_points(parts: list[tuple[SparsePoints, float]]) -> SparsePoints:
 
 
 def _kernel_chunks(
-    points: SparsePoints, height: int, width: int, settings: DensifySettings
+    points: SparsePoints, height: int, width: int, settings: DensifySettings, *, relative: bool = False
 ) -> Iterator[tuple[slice, torch.Tensor]]:
-    """The Gaussian kernel exp(-(D_ij/σ)²) between pixels j and samples i, chunk by chunk of pixels: (slice, [P, N])."""
+    """The Gaussian kernel exp(-(D_ij/σ)²) between pixels j and samples i, chunk by chunk of pixels: (slice, [P, N]).
+
+    With ``relative`` each pixel's kernel is divided by its nearest sample's, exp(-(D_ij² − min_i D_ij²)/σ²),
+    which leaves every ratio between samples as it is but never underflows to all zeros.
+    """
     device, dtype = points.flow.device, points.flow.dtype
     sigma = settings.sigma_for(height, width)
     ys, xs = torch.meshgrid(
@@ -112,68 +120,181 @@ def _kernel_chunks(
     chunk = max(1, _CHUNK_ELEMENTS // len(points.positions))
     for start in range(0, height * width, chunk):
         pixels = grid[start : start + chunk]  # [P, 2]
-        yield (
-            slice(start, start + chunk),
-            torch.exp(-torch.cdist(pixels, points.positions).square() / sigma**2),
-        )
+        squared = torch.cdist(pixels, points.positions).square()  # [P, N]
+        if relative:
+            squared = squared - squared.amin(dim=1, keepdim=True)
+        yield slice(start, start + chunk), torch.exp(-squared / sigma**2)
 
 
 def densify_gaussian(points: SparsePoints, height: int, width: int, settings: DensifySettings) -> torch.Tensor:
     """Dense flow [F, 2, H, W] from sparse samples by Gaussian-weighted interpolation (eqs. 6–7).
 
     f(x_j) = Σ_i exp(-(D_ij/σ)²) f_s(x_i), zero where the total weight Σ_i exp(-(D_ij/σ)²) is below
-    R; with ``normalize`` the sum is divided by max(1, total weight) so that overlapping tracks do
-    not add up (the paper's literal sum otherwise). A sample's per-frame weight (its mask value)
-    scales its term and its share of the total weight.
+    R/2 and fading in up to R (:func:`threshold_fade`; the paper cuts at R); with ``normalize`` the
+    sum is divided by max(1, total weight) so that overlapping tracks do not add up (the paper's
+    literal sum otherwise). A sample's per-frame weight (its mask value) scales its term and its
+    share of the total weight.
     """
+    return _densify(points, height, width, settings, partition=False)
+
+
+def threshold_fade(total: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Eq. 7's cut-off made continuous: 1 where the total weight is at least R, 0 below R/2, smoothstep between; same shape.
+
+    A hard cut at R would tear the flow along a curve (a jump of R times the motion there); the
+    smooth fade keeps the flow continuous, so content stretches across it instead of ripping.
+    """
+    if threshold <= 0:
+        return torch.ones_like(total)
+    ramp = ((total - 0.5 * threshold) / (0.5 * threshold)).clamp(0.0, 1.0)
+    return ramp * ramp * (3.0 - 2.0 * ramp)
+
+
+def densify_partition(points: SparsePoints, height: int, width: int, settings: DensifySettings) -> torch.Tensor:
+    """Dense flow [F, 2, H, W] that moves a region as one: the Gaussian-weighted mean of its samples at every pixel.
+
+    f(x_j) = Σ_i k_ij m_i f_i / Σ_i k_ij m_i with k_ij = exp(-(D_ij/σ)²) and m_i a sample's weight
+    in that frame (Shepard's interpolation with eq. 6's kernel): the weights sum to one everywhere,
+    so one track translates the whole region rigidly and several blend by distance; there is no
+    threshold, since a region moves wherever it is. Frames where no sample counts have no motion.
+    """
+    return _densify(points, height, width, settings, partition=True)
+
+
+def _densify(points: SparsePoints, height: int, width: int, settings: DensifySettings, *, partition: bool) -> torch.Tensor:
+    """The kernel sums both densifiers share, chunk by chunk of pixels: [F, 2, H, W]."""
     num_frames = points.flow.shape[1]
-    out = torch.zeros(
-        num_frames,
-        2,
-        height * width,
-        device=points.flow.device,
-        dtype=points.flow.dtype,
-    )  # [F, 2, H*W]
+    out = torch.zeros(num_frames, 2, height * width, device=points.flow.device, dtype=points.flow.dtype)  # [F, 2, H*W]
     if len(points) == 0:
         return out.view(num_frames, 2, height, width)
     weighted = rearrange(points.flow * points.weight[..., None], "n f c -> n (f c)")  # [N, F*2]
-    for pixels, kernel in _kernel_chunks(points, height, width, settings):
+    for pixels, kernel in _kernel_chunks(points, height, width, settings, relative=partition):
         total = kernel @ points.weight  # [P, F]
         flow = rearrange(kernel @ weighted, "p (f c) -> p f c", c=2)  # [P, F, 2]
-        if settings.normalize:
-            flow = flow / total.clamp(min=1.0)[..., None]
-        flow = flow * (total >= settings.threshold)[..., None]
+        if partition:
+            flow = torch.where(total[..., None] > 0, flow / total.clamp(min=1e-30)[..., None], 0.0)
+        else:
+            if settings.normalize:
+                flow = flow / total.clamp(min=1.0)[..., None]
+            flow = flow * threshold_fade(total, settings.threshold)[..., None]
         out[:, :, pixels] = rearrange(flow, "p f c -> f c p")
     return out.view(num_frames, 2, height, width)
 
 
 def coverage(points: SparsePoints, height: int, width: int, settings: DensifySettings) -> torch.Tensor:
-    """Where the densifier gives these samples' motion (total weight ≥ R in some frame): bool [H, W]."""
+    """Where the densifier gives these samples' motion (total weight above R/2 in some frame): bool [H, W]."""
     covered = torch.zeros(height * width, dtype=torch.bool, device=points.flow.device)  # [H*W]
     if len(points) == 0:
         return covered.view(height, width)
     for pixels, kernel in _kernel_chunks(points, height, width, settings):
-        covered[pixels] = ((kernel @ points.weight) >= settings.threshold).any(dim=1)
+        covered[pixels] = (threshold_fade(kernel @ points.weight, settings.threshold) > 0).any(dim=1)
     return covered.view(height, width)
 
 
-def _densify_split(
-    points: SparsePoints,
+def region_parts(region: torch.Tensor) -> tuple[np.ndarray, int]:
+    """The connected parts of a region where it is at least 0.5 (8-connected): labels int32 [H, W] (0 outside) and their count."""
+    hard = (region[0, 0] >= 0.5).cpu().numpy().astype(np.uint8)  # [H, W]
+    count, labels = cv2.connectedComponents(hard, connectivity=8)
+    return labels, count - 1
+
+
+def fade_alphas(groups: list[np.ndarray], soft: np.ndarray, widths: list[float], smooth: list[bool]) -> list[np.ndarray]:
+    """Each group of region parts' alpha: 1 on it, fading to 0 over its width in pixels outside it, or the region's own soft edge.
+
+    ``groups`` are bool [H, W] masks of disjoint parts; ``soft`` [H, W] in [0, 1] is the region as
+    the adapters gave it. A pixel outside every part belongs to the fade of the nearest group. A
+    ``smooth`` fade follows smoothstep (no bend where it starts or ends: a flow blended by it stays
+    smooth), the others fall linearly.
+    """
+    distances = np.stack(
+        [cv2.distanceTransform((~group).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) for group in groups]
+    )  # [G, H, W] pixels to each group
+    nearest = distances.argmin(axis=0)  # [H, W]
+    alphas = []
+    for index, (group, distance, width, gentle) in enumerate(zip(groups, distances, widths, smooth)):
+        if width > 0:
+            ramp = np.clip(1.0 - distance / width, 0.0, 1.0)  # [H, W]
+            ramp = ramp * ramp * (3.0 - 2.0 * ramp) if gentle else ramp
+        else:
+            ramp = group.astype(np.float32)
+        alpha = np.maximum(ramp, np.where(nearest == index, soft, 0.0))
+        alphas.append(np.where(group, 1.0, alpha).astype(np.float32))
+    return alphas
+
+
+def _layer_depth(layer: MotionLayer) -> float:
+    """How far a layer's own pixels move on average over the clip: the faster layer is the nearer one."""
+    core = layer.core[0, 0]  # [H, W]
+    return float(magnitude(layer.flow)[:, core].mean()) if bool(core.any()) else 0.0
+
+
+def _build_layers(
+    points: SparsePoints | None,
     region: torch.Tensor | None,
-    height: int,
-    width: int,
+    blends: list[tuple[torch.Tensor, float]],
+    dense: torch.Tensor | None,
+    camera: torch.Tensor | None,
+    context: MotionContext,
     settings: DensifySettings,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Densify samples, split by the region (MOFA-Video's brush): dense flow [F, 2, H, W] and where the region is covered [H, W]."""
+) -> tuple[list[MotionLayer], torch.Tensor | None]:
+    """The plan's layers, back to front, and the free part of the region (rules 2–4 of :func:`fuse`).
+
+    ``blends`` are the regions whose hints blend their motion into their surroundings, with the
+    width of that blend: a part of the region they cover is not a layer of its own but bends the
+    background's flow (a face, with hair and neck following it).
+    """
+    height, width, device = context.height, context.width, context.device
+    zeros = torch.zeros(context.num_frames, 2, height, width, device=device)  # [F, 2, H, W]
+
     if region is None:
-        return densify_gaussian(points, height, width, settings), coverage(points, height, width, settings)
-    mask = region[0, 0]  # [H, W]
-    xs, ys = points.positions[:, 0].long(), points.positions[:, 1].long()
-    inside = mask[ys, xs] >= 0.5  # [N] the sample starts in the region
-    flow_in = densify_gaussian(points.select(inside), height, width, settings)
-    flow_out = densify_gaussian(points.select(~inside), height, width, settings)
-    covered = coverage(points.select(inside), height, width, settings)
-    return flow_in * mask + flow_out * (1.0 - mask), covered
+        flow = densify_gaussian(points, height, width, settings).to(zeros) if points is not None else zeros
+        flow = flow + dense if dense is not None else flow
+        return [MotionLayer("background", flow + camera if camera is not None else flow)], None
+    labels, count = region_parts(region)
+    part_of = np.zeros(0, dtype=np.int64)  # [N] the part each sample starts in (0: outside)
+    if points is not None:
+        xs, ys = points.positions[:, 0].long().cpu().numpy(), points.positions[:, 1].long().cpu().numpy()
+        part_of = labels[ys, xs]
+    outside = points.select(torch.from_numpy(part_of == 0).to(points.flow.device)) if points is not None else None
+    background = densify_gaussian(outside, height, width, settings).to(zeros) if outside is not None else zeros
+    blend_of = np.zeros(count + 1)  # [parts + 1] each part's blend width, 0 for a cut-out
+    for mask, blend in blends:
+        covered = np.unique(labels[(mask[0, 0] >= 0.5).cpu().numpy()])
+        blend_of[covered] = np.maximum(blend_of[covered], blend)
+    driven = sorted(set(int(k) for k in part_of if k > 0))  # parts with samples: each moves with its own
+    parts = [[k] for k in driven]
+    resting = [k for k in range(1, count + 1) if k not in driven]  # parts with no sample: they share one flow
+    if resting:
+        parts.append(resting)
+    groups = [np.isin(labels, ids) for ids in parts]
+    blend_widths = [float(blend_of[ids].max()) for ids in parts]
+    widths = [width if width > 0 else settings.feather for width in blend_widths]
+    smooth = [width > 0 for width in blend_widths]
+    alphas = fade_alphas(groups, region[0, 0].cpu().numpy(), widths, smooth) if groups else []
+    with_dense = (lambda flow: flow + dense) if dense is not None else (lambda flow: flow)
+    layers = []
+    for ids, alpha, blended in zip(parts, alphas, smooth):
+        inside = points.select(torch.from_numpy(part_of == ids[0]).to(points.flow.device)) if ids[0] in driven else None
+        flow = with_dense(densify_partition(inside, height, width, settings).to(zeros) if inside is not None else zeros)
+        alpha_tensor = torch.from_numpy(alpha)[None, None].to(device)  # [1, 1, H, W]
+        if blended:  # part of the background's surface: it bends the background's flow, smoothly
+            background = torch.lerp(background, flow, alpha_tensor[0])
+        else:
+            layers.append(MotionLayer(f"region {len(layers) + 1}", flow + camera if camera is not None else flow, alpha_tensor))
+    front = sorted(layers, key=_layer_depth)  # stable: equal speeds keep the parts' order
+    free = torch.zeros_like(region)
+    if resting and dense is None:
+        free = region * torch.from_numpy(np.isin(labels, resting)).to(region)[None, None]
+    background = background + camera if camera is not None else background
+    return [MotionLayer("background", background), *front], free
+
+
+def composite_flow(layers: list[MotionLayer]) -> torch.Tensor:
+    """The plan's one flow [F, 2, H, W] from its layers, back to front: each layer's flow where its alpha is 1, blended across its fade."""
+    flow = layers[0].flow
+    for layer in layers[1:]:
+        flow = torch.lerp(flow, layer.flow, layer.alpha[0])  # alpha [1, H, W] broadcasts over frames and x, y
+    return flow
 
 
 def _contribution(
@@ -225,12 +346,15 @@ def fuse(hints: dict[str, MotionHint], context: MotionContext, settings: Densify
     """Fuse the adapters' hints into one plan by one rule set, whatever order the adapters are listed in.
 
     1. Regions combine by union (the pixelwise maximum): the region is where object motion is allowed.
+       Each connected part of it (where it is at least 0.5) can move on its own.
     2. Sparse hints (trajectories, landmarks) are merged — samples of two hints on one pixel become
-       their weighted mean (:func:`merge_points`) — and densified once. With a region, samples are
-       split by where they start (MOFA-Video's brush): those inside are densified together and kept
-       inside the region, those outside together and kept outside it. So a brush with motion only
-       inside keeps the rest of the picture still, and a face region from landmarks takes the
-       landmark motion while trajectories outside move the rest (MOFA-Video's hybrid blend).
+       their weighted mean (:func:`merge_points`). With no region they are densified together
+       (eqs. 6–7). With a region, samples are split by where they start (MOFA-Video's brush): the
+       samples in one part of the region move that part, as one (:func:`densify_partition`), and
+       those outside move only the outside (eqs. 6–7). So a brush with motion only inside keeps the
+       rest of the picture still, two brushed objects follow their own tracks, and a face region
+       from landmarks takes the landmark motion while trajectories outside move the rest
+       (MOFA-Video's hybrid blend).
     3. Dense hints (flow fields, driving videos) add, each multiplied by its weight, and are then
        restricted to the region.
     4. Camera hints add last, weighted, over the whole frame: a camera move also moves what the
@@ -238,47 +362,46 @@ def fuse(hints: dict[str, MotionHint], context: MotionContext, settings: Densify
     5. Strength applies last: the flow is multiplied by every hint's ``scale``, then rescaled so its
        global motion strength M_s (eq. 8) is the one a hint asks for (two different asks are an error).
 
-    The part of the region where no sparse sample reaches and no dense hint is given is ``free``:
-    "animate freely here" for backbones that can. ``stats`` records M_s before and after step 5 and
-    each hint's contribution.
+    Each part of the region with samples is a layer of the plan, the parts with none share one,
+    and the outside is the background (:class:`MotionLayer`); a layer's motion fades out over
+    ``settings.feather`` pixels outside its edge (or the region's own soft edge, if wider), and
+    the faster layer is the nearer one. A part given by a hint with a ``blend`` (a face region) is
+    no layer: its motion bends the background's flow, fading smoothly over that many pixels
+    around it, so its surroundings follow it with no seam. ``flow`` is the layers' composite. The parts of the region
+    with no sample and no dense hint are ``free``: "animate freely here" for backbones that can.
+    ``stats`` records M_s before and after step 5 and each hint's contribution.
     """
-    height, width = context.height, context.width
     ordered = sorted(hints.items())  # a fixed order: the sums do not depend on how adapters were listed
-    flow = torch.zeros(context.num_frames, 2, height, width, device=context.device)  # [F, 2, H, W]
-    regions = [hint.region.to(flow) for _, hint in ordered if hint.region is not None]
+    like = torch.zeros((), device=context.device)
+    regions = [hint.region.to(like) for _, hint in ordered if hint.region is not None]
     region = torch.stack(regions).amax(dim=0) if regions else None  # [1, 1, H, W]
-
     sparse = {name: sparse_points(hint) for name, hint in ordered if hint.is_sparse}
-    covered = torch.zeros(height, width, dtype=torch.bool, device=flow.device)  # [H, W]
-    if sparse:
-        merged = merge_points([(points, hints[name].weight) for name, points in sparse.items()])
-        sparse_flow, covered = _densify_split(merged, region, height, width, settings)
-        flow = flow + sparse_flow.to(flow)
-    fields = [
-        (hint.camera, (hint.weight * hint.flow).to(flow)) for _, hint in ordered if hint.flow is not None and hint.mask is None
-    ]
-    for camera, field in fields:
-        if not camera:
-            flow = flow + (field * region if region is not None else field)
-            covered = torch.ones_like(covered)
-    for camera, field in fields:
-        if camera:
-            flow = flow + field
+    merged = merge_points([(points, hints[name].weight) for name, points in sparse.items()]) if sparse else None
+    fields = [(hint.camera, (hint.weight * hint.flow).to(like)) for _, hint in ordered if hint.flow is not None and hint.mask is None]
+    dense = _sum([field for camera, field in fields if not camera])
+    camera = _sum([field for camera, field in fields if camera])
+    blends = [(hint.region.to(like), hint.blend) for _, hint in ordered if hint.region is not None and hint.blend > 0]
+    layers, free = _build_layers(merged, region, blends, dense, camera, context, settings)
+    flow = composite_flow(layers)  # [F, 2, H, W]
 
     before = motion_strength(flow)
+    factor = 1.0
     for _, hint in ordered:
         if hint.scale is not None:
-            flow = flow * hint.scale
+            factor *= hint.scale
     target = _strength_target(hints)
     if target is not None:
-        current = motion_strength(flow)
+        current = before * abs(factor)
         if current > 0:
-            flow = flow * (target / current)
+            factor *= target / current
         else:
             log.warning(
                 "motion strength: the controls give no motion to rescale to M_s=%g; it goes to the backbone only",
                 target,
             )
+    if factor != 1.0:
+        layers = [dataclasses.replace(layer, flow=layer.flow * factor) for layer in layers]
+        flow = layers[0].flow if len(layers) == 1 else flow * factor
     scaled = any(hint.scale is not None for hint in hints.values())
     after = motion_strength(flow)
     return MotionPlan(
@@ -287,12 +410,21 @@ def fuse(hints: dict[str, MotionHint], context: MotionContext, settings: Densify
         strength=target if target is not None else (after if scaled else None),
         hints=dict(hints),
         sources=list(hints),
-        free=None if region is None else region * (~covered).to(region),
+        free=free,
         stats={
             "motion_strength": {"before": round(before, 4), "after": round(after, 4)},
             "contributions": {name: _contribution(hint, sparse.get(name), context, settings) for name, hint in hints.items()},
         },
+        layers=layers,
     )
+
+
+def _sum(terms: list[torch.Tensor]) -> torch.Tensor | None:
+    """The sum of some tensors in their order, or None when there are none."""
+    total = None
+    for term in terms:
+        total = term if total is None else total + term
+    return total
 
 
 def resize_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -13,8 +13,7 @@ from motionforge.cli import main
 from motionforge.io.flowfiles import write_flo
 from motionforge.core.registry import get_registry
 from motionforge.motion.fields import centred_box
-from tests.backbones.test_warp import red_centroid
-from tests.conftest import textured_square_image
+from tests.conftest import red_centroid, textured_square_image
 from tests.io.test_opticalflow import STEP, interior_mean, smooth_texture, translating_video, write_video
 
 

@@ -18,8 +18,7 @@ from motionforge.adapters.landmark import (
     fit_similarity,
 )
 from motionforge.cli import main
-from tests.backbones.test_warp import red_centroid
-from tests.conftest import textured_square_image
+from tests.conftest import red_centroid, textured_square_image
 
 # A small "face": 6 landmarks on a 20-pixel box around (32, 24), in input-image pixels.
 FACE = np.array([[22, 14], [42, 14], [42, 34], [22, 34], [32, 20], [32, 30]], float)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from motionforge import Video, animate, compose_config
 from motionforge.bench.cases import Case, cases, overrides, save_case
+from motionforge.bench.suites.control import reached, visibility
 from motionforge.core.errors import ConfigError
 from motionforge.metrics import brush_leakage, track_points, trajectory_epe
 
@@ -26,10 +27,11 @@ def render(case: Case, image_path: Path) -> Video:
 
 def test_cases_are_the_same_bytes_every_time() -> None:
     first, second = cases(SIZE), cases(SIZE)
-    assert [c.name for c in first] == [c.name for c in second] and len(first) == 4
+    assert [c.name for c in first] == [c.name for c in second] and len(first) == 6
     for a, b in zip(first, second):
         assert a.image.tobytes() == b.image.tobytes() and a.tracks == b.tracks and a.brush == b.brush
         assert a.image.dtype == np.uint8 and a.image.shape == (SIZE, SIZE, 3)
+        assert len(a.objects) == len(a.tracks) and all(np.array_equal(m, n) and m.any() for m, n in zip(a.objects, b.objects))
     assert len({c.image.tobytes() for c in first}) == len(first)  # each case is its own picture
 
 
@@ -85,15 +87,15 @@ def test_the_warp_backbone_follows_every_case_within_a_pixel(index, tmp_path) ->
     video = render(case, save_case(case, tmp_path) / "image.png")
     tracks = video.plan.tracks.numpy()  # [N, F, 2] working pixels = image pixels here
     assert tracks.shape == (len(case.tracks), 8, 2) and np.allclose(tracks[:, 0], [t[0] for t in case.tracks])
-    result = trajectory_epe(video.frames, tracks)
-    # measured at 128 px: mean 0.27 / 0.15 / 0.08 / 0.08 px, max 0.45 / 0.29 / 0.14 / 0.12 px (the project's target is 1 px)
+    result = trajectory_epe(video.frames, tracks, visible=visibility(video.plan))  # the crossing square is hidden a while
+    # measured at 128 px: max 0.29 / 0.47 / 0.05 / 0.33 / 0.11 / 0.19 px (the project's target is 1 px)
     assert result["lost"] == 0
     assert result["max"] < 1.0, result
 
 
-def test_the_brushed_case_keeps_the_ground_outside_its_box_nearly_still(tmp_path) -> None:
+def test_the_brushed_case_keeps_the_ground_where_the_box_does_not_go_still(tmp_path) -> None:
     case = cases(SIZE)[NAMES.index("brushed")]
     video = render(case, save_case(case, tmp_path) / "image.png")
     region = video.plan.region[0, 0].numpy()  # [H, W] the box at working size
-    # measured: 0.008 (the box's content moving across its own edge); the same drag without the brush gives 0.25
-    assert brush_leakage(video.frames, region) < 0.05
+    # measured: 0.0003; without leaving out where the box goes (it moves as one with the disc), 0.13
+    assert brush_leakage(video.frames, region, reached=reached(video.plan)) < 0.01

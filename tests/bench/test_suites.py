@@ -19,8 +19,12 @@ def bench(tmp_path, *overrides: str) -> tuple[list[dict], str]:
 
 def test_preview_measures_frames_per_second(tmp_path) -> None:
     rows, table = bench(tmp_path, "suite=preview", "suite.num_frames=4", "suite.height=64", "suite.width=64", "suite.repeats=2")
-    assert [r["repeat"] for r in rows] == [0, 1] and all(r["fps"] > 0 for r in rows)
-    assert "frames per second rendering 4 frames at 64×64 (goal ≥ 30)" in table
+    assert [(r["scene"], r["repeat"]) for r in rows] == [("tracks", 0), ("tracks", 1), ("brush", 0), ("brush", 1)]
+    assert all(r["fps"] > 0 and r["remap_ms"] > 0 for r in rows)
+    for row in rows:  # the cost of a frame in remaps: seconds per frame over the seconds of one remap
+        assert row["remaps_per_frame"] == pytest.approx(row["render_s"] / row["num_frames"] / (row["remap_ms"] / 1e3), rel=0.02)
+    assert "warp preview, tracks: median" in table and "frames per second rendering 4 frames at 64×64 (goal ≥ 60)" in table
+    assert "remaps of a frame per frame" in table and "goal ≤ 15, stretch ≤ 5" in table
     assert "Command: `motionforge bench suite=preview suite.num_frames=4" in table and "hydra.run.dir" not in table
     assert (tmp_path / "run" / "fps.png").is_file()
 
@@ -80,7 +84,7 @@ def test_a_sweep_runs_one_job_per_value(tmp_path) -> None:
     )  # fmt: skip
     assert status == 0
     counts = [len((sweep / job / "measurements.jsonl").read_text().splitlines()) for job in ("0", "1")]
-    assert counts == [1, 2]
+    assert counts == [2, 4]  # one row per repeat of each of the two scenes
 
 
 @pytest.mark.parametrize(
@@ -104,10 +108,14 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, overrides, message) 
 
 
 def test_control_measures_adherence_on_the_procedural_cases(tmp_path) -> None:
-    rows, table = bench(tmp_path, "suite=control", "suite.size=128", "suite.num_frames=6")
-    assert [r["case"] for r in rows] == ["drag_disc", "two_objects", "brushed", "slow_diagonal"]
+    rows, table = bench(tmp_path, "suite=control", "suite.size=128", "suite.num_frames=8")
+    assert [r["case"] for r in rows] == ["drag_disc", "two_objects", "brushed", "slow_diagonal", "out_of_brush", "crossing"]
     assert all(r["backbone"] == "warp" and r["epe_mean_px"] < 1.0 and r["lost"] == 0 for r in rows)
-    assert [r["leakage"] is not None for r in rows] == [False, False, True, False]
-    assert all(len(r["epe_per_frame_px"]) == 6 and r["temporal_error"] >= 0 for r in rows)
-    assert "warp: trajectory end-point error" in table and "(goal ≤ 1 px)" in table
+    assert [r["leakage"] is not None for r in rows] == [False, False, True, False, True, True]
+    assert [r["hidden"] for r in rows] == [0, 0, 0, 0, 0, 1]  # the crossing square passes behind the disc
+    by_case = {r["case"]: r for r in rows}
+    assert by_case["out_of_brush"]["ghost"] == 0.0 and by_case["out_of_brush"]["tear"] < 0.05
+    assert by_case["crossing"]["tear"] < 0.05 and all(0 <= r["ghost"] < 0.2 for r in rows)
+    assert all(len(r["epe_per_frame_px"]) == 8 and r["temporal_error"] >= 0 for r in rows)
+    assert "warp: trajectory end-point error" in table and "(goal ≤ 1 px)" in table and "ghost at most" in table
     assert (tmp_path / "run" / "adherence.png").is_file()

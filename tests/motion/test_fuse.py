@@ -15,6 +15,7 @@ from motionforge.motion.fuse import (
     DensifySettings,
     SparsePoints,
     densify_gaussian,
+    densify_partition,
     fuse,
     merge_points,
     motion_strength,
@@ -24,17 +25,16 @@ from motionforge.motion.fuse import (
 
 
 def direct_eqs_6_7(positions, flows, height, width, sigma, threshold, normalize):
-    """Eqs. 6-7 evaluated pixel by pixel in float64: [F, 2, H, W]."""
+    """Eqs. 6-7 evaluated pixel by pixel in float64, the cut-off at R faded in from R/2 (smoothstep): [F, 2, H, W]."""
     num_frames = flows.shape[1]
     out = np.zeros((num_frames, 2, height, width))
     for y in range(height):
         for x in range(width):
             weights = [math.exp(-((x - px) ** 2 + (y - py) ** 2) / sigma**2) for px, py in positions]
             total = sum(weights)
-            if total < threshold:
-                continue
+            ramp = min(max((total - threshold / 2) / (threshold / 2), 0.0), 1.0) if threshold > 0 else 1.0
             value = sum(w * flows[i] for i, w in enumerate(weights))  # [F, 2]
-            out[:, :, y, x] = value / max(1.0, total) if normalize else value
+            out[:, :, y, x] = (value / max(1.0, total) if normalize else value) * ramp * ramp * (3 - 2 * ramp)
     return out
 
 
@@ -252,6 +252,59 @@ def test_a_face_region_takes_the_landmarks_and_the_rest_the_trajectories() -> No
     assert torch.allclose(inside[0], torch.tensor(0.0)) and torch.allclose(inside[1], torch.tensor(-3.0))
     assert torch.allclose(outside[0], torch.tensor(5.0)) and torch.allclose(outside[1], torch.tensor(0.0))
     assert plan.stats["contributions"]["landmark"]["samples"] == 4
+
+
+def test_the_partition_densifier_moves_a_region_rigidly_with_one_track_and_blends_two() -> None:
+    one = SparsePoints(torch.tensor([[3.0, 4.0]]), torch.tensor([[[0.0, 0.0], [5.0, -2.0]]]), torch.ones(1, 2))
+    flow = densify_partition(one, 8, 10, DensifySettings(sigma=2.0))  # far narrower than the frame, no threshold
+    assert torch.allclose(flow[-1, 0], torch.tensor(5.0)) and torch.allclose(flow[-1, 1], torch.tensor(-2.0))
+    two = SparsePoints(torch.tensor([[0.0, 0.0], [9.0, 7.0]]), torch.tensor([[[0.0, 0.0], [4.0, 0.0]], [[0.0, 0.0], [-4.0, 0.0]]]), torch.ones(2, 2))
+    blended = densify_partition(two, 8, 10, DensifySettings(sigma=0.3))  # a kernel so narrow it underflows far from both
+    assert torch.isfinite(blended).all() and float(blended[-1, 0, 0, 0]) == pytest.approx(4.0) and float(blended[-1, 0, 7, 9]) == pytest.approx(-4.0)
+    assert float(blended[-1, 0].abs().max()) <= 4.0
+
+
+def test_each_part_of_a_brush_follows_its_own_tracks_and_the_faster_part_is_nearer() -> None:
+    height, width = 24, 40
+    region = _box_region(2, 2, 12, 22, height, width) + _box_region(26, 2, 36, 22, height, width)  # two strokes
+    hints = {
+        "brush": MotionHint(region=region),
+        "left": _sparse_hint(6, 10, 3.0, height=height, width=width),
+        "right": _sparse_hint(30, 10, -8.0, height=height, width=width),
+    }
+    plan = fuse(hints, _context(height=height, width=width), DensifySettings())
+    assert [layer.name for layer in plan.layers] == ["background", "region 1", "region 2"]
+    slow, fast = plan.layers[1], plan.layers[2]  # back to front: the faster right stroke is in front
+    assert torch.allclose(slow.flow[-1, 0], torch.tensor(3.0)) and torch.allclose(fast.flow[-1, 0], torch.tensor(-8.0))
+    assert torch.allclose(plan.flow[-1, 0, 2:22, 2:12], torch.tensor(3.0))  # each stroke moves as one, with its own track
+    assert torch.allclose(plan.flow[-1, 0, 2:22, 26:36], torch.tensor(-8.0))
+    assert float(plan.flow[..., 14:24].abs().max()) == 0.0  # between the strokes nothing moves
+    assert float(plan.layers[0].flow.abs().max()) == 0.0 and plan.layers[0].alpha is None
+
+
+def test_a_region_fades_its_motion_outside_its_edge_over_the_feather() -> None:
+    """No jump in the plan's flow across a face region's edge larger than the fade allows (the face moves, the body too)."""
+    height, width, feather = 32, 48, 4.0
+    face = _box_region(8, 8, 24, 24, height, width)
+    landmark = _sparse_hint(16, 16, 6.0, height=height, width=width)
+    landmark.region = face
+    trajectory = _sparse_hint(40, 16, -3.0, height=height, width=width)
+    plan = fuse({"landmark": landmark, "trajectory": trajectory}, _context(height=height, width=width), DensifySettings(sigma=1e4, feather=feather))
+    last = plan.flow[-1, 0]  # [H, W] x-motion: 6 on the face, -3 elsewhere (a very wide Gaussian)
+    assert torch.allclose(last[8:24, 8:24], torch.tensor(6.0)) and torch.allclose(last[:, 32:], torch.tensor(-3.0))
+    jump = max(float((last[:, 1:] - last[:, :-1]).abs().max()), float((last[1:] - last[:-1]).abs().max()))
+    assert jump <= (6.0 - -3.0) / feather + 1e-4  # the 9 px difference spread over the fade, never a step
+    hard = fuse({"landmark": landmark, "trajectory": trajectory}, _context(height=height, width=width), DensifySettings(sigma=1e4))
+    assert float((hard.flow[-1, 0, :, 1:] - hard.flow[-1, 0, :, :-1]).abs().max()) == pytest.approx(9.0)  # feather 0: a step
+    face_layer = plan.layers[1]
+    assert float(face_layer.alpha[0, 0, 16, 24]) == pytest.approx(0.75) and float(face_layer.alpha[0, 0, 16, 27]) == 0.0  # 1 and 4 px out
+
+
+def test_a_plan_without_regions_is_one_layer_whose_flow_is_the_plan() -> None:
+    plan = fuse({"track": _sparse_hint(4, 4, 6.0)}, _context(), DensifySettings())
+    assert len(plan.layers) == 1 and plan.layers[0].flow is plan.flow and plan.layers[0].alpha is None
+    scaled = fuse({"track": _sparse_hint(4, 4, 6.0), "strength": MotionHint(scale=0.5)}, _context(), DensifySettings())
+    assert scaled.layers[0].flow is scaled.flow and float(scaled.flow[-1, 0, 4, 4]) == pytest.approx(0.5 * float(plan.flow[-1, 0, 4, 4]))
 
 
 def test_two_different_strength_asks_are_refused() -> None:
