@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from motionforge.core.io import write_mp4
+from motionforge.io import write_mp4
 
 HERE = Path(__file__).resolve().parent
 SIZE = 512  # the sample picture is 512×512

@@ -14,8 +14,11 @@ from motionforge.core.types import (
     MotionContext,
     MotionHint,
     MotionPlan,
+    Prepared,
     RenderRequest,
     SamplerInput,
+    Step,
+    Stepper,
     Video,
 )
 
@@ -31,8 +34,11 @@ __all__ = [
     "MotionPlan",
     "MotionforgeError",
     "PluginError",
+    "Prepared",
     "RenderRequest",
     "SamplerInput",
+    "Step",
+    "Stepper",
     "Video",
     "animate",
     "compose_config",

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from motionforge.core.errors import InputError
-from motionforge.core.opticalflow import DIS_PRESETS, dis_flow, single_threaded_opencv
+from motionforge.io.opticalflow import DIS_PRESETS, dis_flow, single_threaded_opencv
 
 # Lucas–Kanade: frame to frame a 21×21 window on 4 pyramid levels (maxLevel 3) follows large motion; the anchored
 # pass from frame 0 uses an 11×11 window on the full-resolution frame only, so the point's own neighbourhood decides.

@@ -114,13 +114,13 @@ BAD_INPUTS = {
         ["backbone=animatediff_tiny", "sampler=periodic_overlap", "sampler.stride=40"],
         "sampler.stride=40 must be between 1 and the window of 16, or frames would fall between windows",
     ),
-    "a window larger than the backbone's": (
-        ["backbone=animatediff_tiny", "sampler=phased", "sampler.window=32"],
-        "sampler.window=32 is more frames than this backbone's window of 16",
+    "a window beyond the motion modules' positional table": (
+        ["backbone=animatediff_tiny", "sampler=phased", "sampler.window=40", "num_frames=48", "height=64", "width=64"],
+        "sampler.window=40 is more frames than this backbone takes in one call: at most 32",
     ),
     "an unknown step rule": (["backbone=animatediff_tiny", "sampler.step=heun"], "sampler.step=heun is not a step rule"),
-    "a clip longer than the single window": (
-        ["backbone=animatediff_tiny", "num_frames=20", "height=64", "width=64"],
+    "a clip longer than the single window can take": (
+        ["backbone=animatediff_tiny", "num_frames=40", "height=64", "width=64"],
         "or use sampler=periodic_overlap or sampler=phased for a longer clip",
     ),
     "negative previews": (["output.previews=-1"], "output.previews=-1 must be 0 (off) or a number of steps between previews"),

@@ -1,6 +1,6 @@
 """The motion brush (Motion-I2V, MOFA-Video): a region where motion is allowed; outside it the picture stays still.
 
-The brush only marks the region; :func:`motionforge.core.motion.fuse` applies it: trajectories that
+The brush only marks the region; :func:`motionforge.motion.fuse.fuse` applies it: trajectories that
 start inside are densified and kept inside, those that start outside move only the outside, and
 a region with no motion given inside it is left for diffusion backbones to animate freely.
 """
@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from motionforge.core import fields
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import MotionContext, MotionHint
-from motionforge.core.values import is_number, is_point_list, plain
+from motionforge.motion import fields
+from motionforge.motion.values import is_number, is_point_list, plain
 
 log = logging.getLogger(__name__)
 

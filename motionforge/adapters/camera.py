@@ -13,7 +13,7 @@ from einops import rearrange
 from motionforge.core.errors import ConfigError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import MotionContext, MotionHint
-from motionforge.core.values import is_point, plain
+from motionforge.motion.values import is_point, plain
 
 # Points per side of the grid drawn on hint.png to show the camera move.
 GUIDE_POINTS = 3

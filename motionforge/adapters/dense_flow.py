@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from motionforge.core import fields
 from motionforge.core.errors import ConfigError, InputError
-from motionforge.core.flowfiles import read_flow
+from motionforge.io.flowfiles import read_flow
 from motionforge.core.hookspecs import hookimpl
-from motionforge.core.opticalflow import (
+from motionforge.motion import fields
+from motionforge.io.opticalflow import (
     DIS_PRESETS,
     chain_flows,
     resample_in_time,

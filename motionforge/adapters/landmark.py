@@ -17,7 +17,7 @@ from einops import rearrange
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import MotionContext, MotionHint
-from motionforge.core.values import canvas_size, plain, read_numeric_npy
+from motionforge.motion.values import canvas_size, plain, read_numeric_npy
 
 log = logging.getLogger(__name__)
 

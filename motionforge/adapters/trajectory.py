@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from motionforge.core.curves import resample_track
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import MotionContext, MotionHint
-from motionforge.core.values import canvas_size, is_number, is_point, plain
+from motionforge.motion.curves import resample_track
+from motionforge.motion.values import canvas_size, is_number, is_point, plain
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from motionforge.core.errors import ConfigError
-from motionforge.core.opticalflow import single_threaded_opencv
+from motionforge.io.opticalflow import single_threaded_opencv
 
 SEED = 20240611
 # Noise octaves: cell sizes in pixels at 256 px, each weighted by the square root of its size.

@@ -19,17 +19,26 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 from einops import rearrange
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from motionforge.core import io
+from motionforge import io
 from motionforge.core.config import RunSettings, check_run, compose_config, config_dict, typed_config
-from motionforge.core.denoiser import CountingDenoiser
 from motionforge.core.errors import PluginError
-from motionforge.core.motion import DensifySettings, fuse, magnitude
 from motionforge.core.registry import Registry, config_node, get_registry, list_plugins, motionforge_version
-from motionforge.core.types import MotionContext, MotionHint, MotionPlan, RenderRequest, StepCallback, Video
-from motionforge.core.watch import StepWatcher
+from motionforge.core.types import (
+    MotionContext,
+    MotionHint,
+    MotionPlan,
+    Prepared,
+    RenderingBackbone,
+    RenderRequest,
+    StepCallback,
+    Video,
+)
+from motionforge.core.watch import CountingDenoiser, StepWatcher
+from motionforge.motion.fuse import DensifySettings, fuse, magnitude
 
 log = logging.getLogger(__name__)
 
@@ -144,29 +153,31 @@ def render(
     config = typed_config("backbone", entry.name, config_node("backbone", entry.cls), cfg.backbone)
     backbone = entry.cls()
     record["backbone"] = config_dict(config)
-    if callable(getattr(backbone, "render", None)):
+    if isinstance(backbone, RenderingBackbone):
         frames = backbone.render(config, request)
+        record["notes"] = list(request.notes)
     else:
         sampler_entry = registry.get("sampler", cfg.sampler.name)
+        # the sampler's Config checks itself here, before the backbone loads its weights
         sampler_config = typed_config("sampler", sampler_entry.name, config_node("sampler", sampler_entry.cls), cfg.sampler)
         record["sampler"] = config_dict(sampler_config)
-        sampler = sampler_entry.cls()
-        if callable(getattr(sampler, "check", None)):
-            sampler.check(sampler_config)  # before the backbone loads its weights
-        problem = backbone.prepare(config, request)
-        counter = CountingDenoiser(problem.denoiser)
-        problem = dataclasses.replace(problem, denoiser=counter)
+        prepared = backbone.prepare(config, request)
+        if not isinstance(prepared, Prepared):
+            raise PluginError(f"backbone {entry.name!r} returned {type(prepared).__name__} from prepare, not a Prepared")
+        record["notes"], record["steering"] = [*request.notes, *prepared.notes], list(prepared.steering)
+        counter = CountingDenoiser(prepared.sampler_input.denoiser)
+        problem = dataclasses.replace(prepared.sampler_input, denoiser=counter)
         watcher = StepWatcher(
-            lambda latents: backbone.decode(config, latents), cfg.output.previews, request.progress, callback, sampler_entry.name
+            lambda x0: prepared.decode(x0, 0.0), cfg.output.previews, request.progress, callback, sampler_entry.name
         )
         try:
-            latents = sampler.sample(sampler_config, problem, callback=watcher)
+            latents = sampler_entry.cls().sample(sampler_config, problem, callback=watcher)
         finally:
             watcher.close()
         record["denoiser_calls"], record["frame_evaluations"] = counter.calls, counter.frame_evaluations
         if previews is not None:
             previews.update(watcher.previews)
-        frames = backbone.decode(config, latents)
+        frames = prepared.decode(latents)
     context = request.context
     expected = (context.num_frames, 3, context.height, context.width)
     if isinstance(frames, np.ndarray) and frames.dtype == np.uint8:
@@ -203,8 +214,6 @@ def run_directory(cfg: DictConfig) -> Path:
     """Where a run writes: output.dir, else Hydra's run folder (CLI), else a new outputs/<date>/<time> folder."""
     if cfg.output.dir:
         return Path(cfg.output.dir)
-    from hydra.core.hydra_config import HydraConfig
-
     if HydraConfig.initialized():
         return Path(HydraConfig.get().runtime.output_dir)
     now = _dt.datetime.now()
@@ -243,7 +252,7 @@ def write_outputs(video: Video, cfg: DictConfig, run_dir: Path, timings: dict[st
                 if output.hint and plan is not None:
                     region = None if plan.region is None else plan.region[0, 0]
                     Image.fromarray(io.draw_hint(frames[0], plan.tracks, region)).save(target("hint.png"))
-                if not _under_hydra():
+                if not HydraConfig.initialized():  # the CLI's Hydra job writes its own .hydra/ folder
                     target("config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
             video.metadata["outputs"] = names + ["manifest.json"]
             video.metadata["timings"]["total"] = round(sum(v for k, v in timings.items() if k != "total"), 4)
@@ -253,13 +262,6 @@ def write_outputs(video: Video, cfg: DictConfig, run_dir: Path, timings: dict[st
             run_dir.rmdir()
         raise
     return [run_dir / name for name in names]
-
-
-def _under_hydra() -> bool:
-    """True inside a Hydra job (the CLI), which writes its own .hydra/ folder."""
-    from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.initialized()
 
 
 def animate(cfg: DictConfig | None = None, *, callback: StepCallback | None = None) -> Video:
@@ -278,7 +280,7 @@ def animate(cfg: DictConfig | None = None, *, callback: StepCallback | None = No
     registry = get_registry()
     if settings.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(settings.device)
-    record: dict[str, Any] = {"sampler": None, "denoiser_calls": 0, "frame_evaluations": 0}
+    record: dict[str, Any] = {"sampler": None, "denoiser_calls": 0, "frame_evaluations": 0, "notes": [], "steering": []}
     with torch.no_grad():
         with _timed(timings, "image"):
             context, image_label = make_context(settings)
@@ -304,7 +306,6 @@ def animate(cfg: DictConfig | None = None, *, callback: StepCallback | None = No
         "prompt": settings.prompt,
         "device": str(settings.device),
         **record,
-        "notes": request.notes,
         "adapters": {name: config_dict(config) for name, config in adapter_configs.items()},
         "plan": {
             "sources": plan.sources,

@@ -22,6 +22,7 @@ from hydra.core.config_store import ConfigStore
 
 from motionforge.core import hookspecs
 from motionforge.core.errors import PluginError
+from motionforge.core.types import Adapter, DiffusionBackbone, RenderingBackbone, Sampler, protocol_methods
 
 ENTRY_POINT_GROUP = "motionforge"
 LOAD_PLUGINS_ENV = "MOTIONFORGE_LOAD_PLUGINS"
@@ -34,18 +35,18 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "motionforge.adapters.motion_strength",
     "motionforge.adapters.camera",
     "motionforge.backbones.warp",
-    "motionforge.backbones.svd",
-    "motionforge.backbones.animatediff",
+    "motionforge.backbones.diffusion.svd",
+    "motionforge.backbones.diffusion.animatediff",
     "motionforge.samplers.single",
     "motionforge.samplers.periodic_overlap",
     "motionforge.samplers.phased",
 )
 
-# kind → (hook name, config group, package of the stored config, methods the class must have)
-KINDS: dict[str, tuple[str, str, str, tuple[tuple[str, ...], ...]]] = {
-    "adapter": ("register_adapters", "adapters", "adapters.{name}", (("build",),)),
-    "backbone": ("register_backbones", "backbone", "backbone", (("render",), ("prepare", "decode"))),
-    "sampler": ("register_samplers", "sampler", "sampler", (("sample",),)),
+# kind → (hook name, config group, package of the stored config, the Protocols a class may implement)
+KINDS: dict[str, tuple[str, str, str, tuple[type, ...]]] = {
+    "adapter": ("register_adapters", "adapters", "adapters.{name}", (Adapter,)),
+    "backbone": ("register_backbones", "backbone", "backbone", (RenderingBackbone, DiffusionBackbone)),
+    "sampler": ("register_samplers", "sampler", "sampler", (Sampler,)),
 }
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -175,7 +176,7 @@ def _plugin_label(plugin: str) -> str:
 
 def _check_class(kind: str, cls: Any, plugin: str) -> str:
     """Validate a class a plugin registered and return its name."""
-    methods = KINDS[kind][3]
+    methods = [protocol_methods(protocol) for protocol in KINDS[kind][3]]
     name = getattr(cls, "name", None)
     if not isinstance(cls, type) or not isinstance(name, str) or not _NAME.match(name):
         raise PluginError(

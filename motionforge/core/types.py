@@ -63,7 +63,7 @@ class MotionHint:
       region that is part of a larger surface (a face, which hair and neck follow); 0 (the default)
       makes the region a cut-out that moves over what surrounds it (a brushed object).
 
-    How hints combine is documented in :func:`motionforge.core.motion.fuse`.
+    How hints combine is documented in :func:`motionforge.motion.fuse.fuse`.
     """
 
     flow: torch.Tensor | None = None
@@ -177,6 +177,26 @@ class Denoiser(Protocol):
         ...
 
 
+class Stepper(Protocol):
+    """One trajectory's step rule: latents x at sigma and their x0 estimate → the latents at sigma_next."""
+
+    def __call__(self, x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
+        """Step x [B, F, C, h, w] from sigma to sigma_next (the next sigma of the schedule it was made for)."""
+        ...
+
+    def fork(self) -> Stepper:
+        """A stepper for another trajectory that goes on from this one's place in the schedule, with its memory."""
+        ...
+
+
+@dataclass(frozen=True)
+class FrameLimit:
+    """The most frames a backbone's model takes in one call, and what sets that limit (for the error a longer call gets)."""
+
+    frames: int
+    reason: str  # e.g. "the motion adapter's positional table (motion_max_seq_length)"
+
+
 @dataclass
 class RenderRequest:
     """Everything a backbone is given for one run, besides its own config."""
@@ -188,17 +208,21 @@ class RenderRequest:
     steps: int = 25
     seed: int = 0
     progress: bool = False
-    notes: list[str] = field(default_factory=list)  # what the backbone wants the manifest to say (e.g. random weights)
+    notes: list[str] = field(default_factory=list)  # what a rendering backbone wants the manifest to say (diffusion: Prepared.notes)
 
 
 @dataclass
 class SamplerInput:
-    """What a diffusion backbone hands a sampler: a denoiser, a sigma schedule and the initial latents.
+    """What a diffusion backbone hands a sampler: a denoiser, a sigma schedule, the initial latents and its own step rule.
 
     ``latents`` [B, F, C, h, w] are already scaled to ``sigmas[0]``; ``sigmas`` [T+1] descend to the
-    backbone's final sigma (0, or DDIM's small final sigma: the backbone's decode knows it);
-    ``window`` is the backbone's native number of frames per denoiser call; ``generator`` is the
-    run's seeded CPU generator, for samplers that draw noise.
+    backbone's final sigma (0, or DDIM's small final sigma: the decode knows it); a step may keep its
+    sigma (PNDM's second step), which only ``stepper`` makes use of. ``stepper`` makes a fresh
+    instance of the backbone's own step rule (its checkpoint's diffusers scheduler) for one
+    trajectory; samplers use it unless a sigma-space rule is asked for, or the backbone has none.
+    ``window`` is the number of frames per denoiser call the model was trained on (longer calls run,
+    with a warning); ``frame_limit`` the most it can take at all (None: no limit); ``generator``
+    the run's seeded CPU generator, for samplers that draw noise.
     """
 
     denoiser: Denoiser
@@ -206,17 +230,57 @@ class SamplerInput:
     latents: torch.Tensor
     window: int
     generator: torch.Generator | None = None
+    stepper: Callable[[], Stepper] | None = None
+    frame_limit: FrameLimit | None = None
 
 
-StepCallback = Callable[[dict[str, Any]], None]
-"""Called by a sampler after every denoiser call with the step's state, a dict of:
+class Decode(Protocol):
+    """A backbone's decoder bound to one run's loaded models and schedule."""
 
-``i`` the step's index in the schedule (0 … T−1), ``sigma`` and ``sigma_next``, ``x`` the latents
-[B, Fw, C, h, w] of ``frames`` (absolute indices [Fw]) before the step, ``denoised`` their x0
-estimate, ``call`` how many callbacks this run has made (1, 2, …) and ``total`` how many it will
-make; windowed samplers that step windows one at a time add ``window`` (its index). The engine
-uses it for the progress bar and the step previews (``output.previews``).
-"""
+    def __call__(self, latents: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+        """Latents [1, F, C, h, w] at sigma (None: the schedule's final sigma; 0 for x0 estimates) → frames [F, 3, H, W] in [0, 1]."""
+        ...
+
+
+@dataclass
+class Prepared:
+    """What a diffusion backbone's ``prepare`` returns: the sampler's input, a decoder bound to the run, and what it says.
+
+    ``decode`` reuses the models and schedule ``prepare`` loaded and built (it never loads again);
+    ``notes`` are what the manifest should say (random weights, an unfollowed plan); ``steering``
+    lists what used the motion plan (latent_init, region, …), for the log and the manifest.
+    """
+
+    sampler_input: SamplerInput
+    decode: Decode
+    notes: list[str] = field(default_factory=list)
+    steering: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One denoiser call of a sampler, as its callback sees it.
+
+    ``i`` is the step's index in the schedule (0 … T−1), ``sigma`` and ``sigma_next`` its sigmas,
+    ``x`` the latents [B, Fw, C, h, w] of ``frames`` (absolute indices [Fw]) before the step and
+    ``denoised`` their x0 estimate; ``call`` counts the callbacks of this run (1, 2, …) up to
+    ``total``; ``window`` is the window's index for samplers that step windows one at a time.
+    """
+
+    i: int
+    sigma: torch.Tensor
+    sigma_next: torch.Tensor
+    x: torch.Tensor
+    denoised: torch.Tensor
+    frames: torch.Tensor
+    call: int
+    total: int
+    window: int | None = None
+
+
+StepCallback = Callable[[Step], None]
+"""Called by a sampler after every denoiser call with the :class:`Step`; the engine uses it for the
+progress bar and the step previews (``output.previews``)."""
 
 
 class Adapter(Protocol):
@@ -244,32 +308,27 @@ class RenderingBackbone(Protocol):
 
 @runtime_checkable
 class DiffusionBackbone(Protocol):
-    """A backbone that prepares a denoiser for a sampler and decodes the sampled latents."""
+    """A backbone that prepares a denoiser, a schedule and a bound decoder for a sampler."""
 
     name: ClassVar[str]
     Config: ClassVar[type]
 
-    def prepare(self, config: Any, request: RenderRequest) -> SamplerInput:
-        """Load weights, encode the image and prompt, and return the sampler's input."""
-        ...
-
-    def decode(self, config: Any, latents: torch.Tensor) -> torch.Tensor:
-        """Decode latents [1, F, C, h, w] into float frames [F, 3, H, W] in [0, 1]."""
+    def prepare(self, config: Any, request: RenderRequest) -> Prepared:
+        """Load weights, encode the image and prompt, and return the sampler's input with a decoder bound to the run."""
         ...
 
 
 class Sampler(Protocol):
-    """A sampler: drives a denoiser over the whole clip in sigma space."""
+    """A sampler: drives a denoiser over the whole clip in sigma space (its Config checks itself when it is made)."""
 
     name: ClassVar[str]
     Config: ClassVar[type]
 
-    def sample(
-        self,
-        config: Any,
-        problem: SamplerInput,
-        *,
-        callback: StepCallback | None = None,
-    ) -> torch.Tensor:
+    def sample(self, config: Any, problem: SamplerInput, *, callback: StepCallback | None = None) -> torch.Tensor:
         """Return the denoised latents [B, F, C, h, w], calling ``callback`` after every denoiser call."""
         ...
+
+
+def protocol_methods(protocol: type) -> tuple[str, ...]:
+    """The methods a Protocol declares (what a registered class must have to be one)."""
+    return tuple(name for name, value in vars(protocol).items() if callable(value) and not name.startswith("_"))

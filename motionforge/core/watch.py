@@ -1,4 +1,4 @@
-"""The engine's per-step callback for samplers: the progress bar, the step previews and the caller's own callback."""
+"""The engine's observers of a sampler: the denoiser-call counter and the step callback (progress bar, previews, the caller's)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,31 @@ import torch
 from einops import rearrange
 from tqdm.auto import tqdm
 
-from motionforge.core.types import StepCallback
+from motionforge.core.types import Denoiser, Step, StepCallback
 
 PREVIEW_FRAMES = 8  # frames shown side by side in a preview strip
+
+
+class CountingDenoiser:
+    """Wraps a Denoiser and counts window evaluations and frame evaluations (for the manifest)."""
+
+    def __init__(self, inner: Denoiser) -> None:
+        self.inner = inner
+        self.calls = 0
+        self.frame_evaluations = 0
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Forward to the wrapped denoiser and count the call; x [B, Fw, C, h, w]."""
+        self.calls += 1
+        self.frame_evaluations += int(x.shape[0] * x.shape[1])
+        return self.inner.denoise(x, sigma, frames)
 
 
 class StepWatcher:
     """Follows a sampler's steps: advances a progress bar, keeps preview strips every ``every`` steps, calls ``then``.
 
-    ``decode`` turns latents [1, Fp, C, h, w] into frames [Fp, 3, H, W] in [0, 1] (the backbone's
-    decode); previews decode the x0 estimate of at most 8 evenly spaced frames of the step.
+    ``decode`` turns x0 estimates [1, Fp, C, h, w] into frames [Fp, 3, H, W] in [0, 1] (the run's
+    bound decoder at σ = 0); previews decode the x0 estimate of at most 8 evenly spaced frames of the step.
     """
 
     def __init__(
@@ -35,17 +50,16 @@ class StepWatcher:
         self.bar: Any = None
         self.previews: dict[str, np.ndarray] = {}  # file name under previews/ → uint8 strip [H, n·W, 3]
 
-    def __call__(self, info: dict[str, Any]) -> None:
-        """Take one step's state (see :data:`motionforge.core.types.StepCallback`)."""
+    def __call__(self, step: Step) -> None:
+        """Take one step's record (see :class:`motionforge.core.types.Step`)."""
         if self.progress:
             if self.bar is None:
-                self.bar = tqdm(total=int(info.get("total", 0)) or None, desc=self.label, leave=False)
+                self.bar = tqdm(total=step.total or None, desc=self.label, leave=False)
             self.bar.update(1)
-        step = int(info["i"]) + 1
-        if self.every and self.decode is not None and step % self.every == 0:
-            self.previews[preview_name(info)] = self.strip(info["denoised"])
+        if self.every and self.decode is not None and (step.i + 1) % self.every == 0:
+            self.previews[preview_name(step)] = self.strip(step.denoised)
         if self.then is not None:
-            self.then(info)
+            self.then(step)
 
     @torch.no_grad()
     def strip(self, denoised: torch.Tensor) -> np.ndarray:
@@ -63,7 +77,7 @@ class StepWatcher:
             self.bar = None
 
 
-def preview_name(info: dict[str, Any]) -> str:
+def preview_name(step: Step) -> str:
     """A preview's file name: step012.png, or window2_step012.png for samplers that step windows one at a time."""
-    step = f"step{int(info['i']) + 1:03d}.png"
-    return f"window{int(info['window']) + 1}_{step}" if "window" in info else step
+    name = f"step{step.i + 1:03d}.png"
+    return f"window{step.window + 1}_{name}" if step.window is not None else name

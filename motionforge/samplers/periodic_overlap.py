@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from motionforge.core.denoiser import check_step, make_stepper
 from motionforge.core.errors import ConfigError
-from motionforge.core.hookspecs import hookimpl
-from motionforge.core.types import Denoiser, SamplerInput, StepCallback
-from motionforge.samplers.windows import WEIGHTINGS, check_window, fusion_weights, overlapping_windows
+from motionforge.core.hookspecs import Register, hookimpl
+from motionforge.core.types import Denoiser, SamplerInput, Step, StepCallback, Stepper
+from motionforge.samplers.steps import Euler, check_step, stepping
+from motionforge.samplers.windows import WEIGHTINGS, fit_window, fusion_weights, overlapping_windows
 
 
 @torch.no_grad()
@@ -24,26 +23,26 @@ def sample_periodic_overlap(
     stride: int | None = None,
     weighting: str = "flat",
     anchor_first_frame: bool = False,
-    step: str = "euler",
-    generator: torch.Generator | None = None,
+    stepper: Stepper | None = None,
     callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """Denoise latents x [B, F, C, h, w] (scaled to sigmas[0]) along sigmas [T+1] in overlapping windows; returns x0.
 
     At every sigma the denoiser runs on each window of ``window`` frames (every ``stride``
-    frames, default window // 2, the last shifted back to end on the last frame; see
+    frames, default half the window, the last shifted back to end on the last frame; see
     :func:`~motionforge.samplers.windows.overlapping_windows`), with the window's absolute frame
     indices so that motion control uses f_{0→i} of those frames. The x0 estimates are averaged per
     frame with ``weighting`` (flat is the paper's; the weights of each frame sum to one), and one
-    step of ``step`` moves the whole clip. Averaging x0 estimates of a shared x_t is the same as
-    averaging the windows' stepped latents, which is what MOFA-Video's code does. One window
-    covering the clip is the single sampler exactly.
+    step of ``stepper`` (Euler when None) moves the whole clip: a diffusers scheduler's stepper
+    takes one scheduler step on the clip from the fused estimate. Averaging x0 estimates of a shared
+    x_t is the same as averaging the windows' stepped latents, which is what MOFA-Video's code does.
+    One window covering the clip is the single sampler exactly.
     """
+    stepper = stepper if stepper is not None else Euler()
     num_frames = x.shape[1]
-    stride = check_stride(stride, window, anchor_first_frame)
+    stride = stride if stride is not None else resolve_stride(None, window, anchor_first_frame)
     windows = overlapping_windows(num_frames, window, stride, anchor_first_frame)
     weights = fusion_weights(windows, num_frames, weighting, anchor_first_frame)
-    stepper = make_stepper(step, generator)
     steps = len(sigmas) - 1
     everything = torch.arange(num_frames)
     for i in range(steps):
@@ -54,15 +53,12 @@ def sample_periodic_overlap(
             estimate = denoiser.denoise(x[:, index], sigma, frames)  # [B, Fw, C, h, w]
             denoised.index_add_(1, index, estimate * weight.to(device=x.device, dtype=x.dtype).view(1, -1, 1, 1, 1))
         if callback is not None:
-            callback(
-                {"x": x, "i": i, "sigma": sigma, "sigma_next": sigma_next, "denoised": denoised, "frames": everything,
-                 "call": i + 1, "total": steps}
-            )  # fmt: skip
+            callback(Step(i, sigma, sigma_next, x, denoised, everything, call=i + 1, total=steps))
         x = stepper(x, denoised, sigma, sigma_next)
     return x
 
 
-def check_stride(stride: int | None, window: int, anchor_first_frame: bool) -> int:
+def resolve_stride(stride: int | None, window: int, anchor_first_frame: bool) -> int:
     """The stride between window starts: the config's, else half the window; one sentence when it would skip frames."""
     body = window - 1 if anchor_first_frame else window  # frames a window adds besides the anchor
     if stride is None:
@@ -75,13 +71,21 @@ def check_stride(stride: int | None, window: int, anchor_first_frame: bool) -> i
 
 @dataclass
 class PeriodicOverlapConfig:
-    """Parameters of the periodic-overlap sampler."""
+    """Parameters of the periodic-overlap sampler (checked when made)."""
 
-    window: int | None = None  # frames per window; null = the backbone's native window
+    window: int | None = None  # frames per window; null = the backbone's trained window
     stride: int | None = None  # frames between window starts; null = window // 2
     weighting: str = "flat"  # how overlapping x0 estimates are averaged: flat (the paper) | pyramid | gaussian
     anchor_first_frame: bool = False  # put frame 0 at the head of every window (MOFA-Video's released code for SVD)
-    step: str = "euler"  # the step rule: euler | euler_ancestral | dpmpp_2m
+    step: str | None = None  # null: the backbone's own scheduler; or a sigma-space rule: euler | euler_ancestral | dpmpp_2m
+
+    def __post_init__(self) -> None:
+        check_step(self.step)
+        if self.weighting not in WEIGHTINGS:
+            raise ConfigError(f"sampler.weighting={self.weighting} is not a weighting; choose one of: {', '.join(WEIGHTINGS)}")
+        minimum = 2 if self.anchor_first_frame else 1
+        if self.window is not None and self.window < minimum:
+            raise ConfigError(f"sampler.window={self.window} must be at least {minimum} frames")
 
 
 class PeriodicOverlapSampler:
@@ -90,36 +94,26 @@ class PeriodicOverlapSampler:
     name = "periodic_overlap"
     Config = PeriodicOverlapConfig
 
-    def check(self, config: PeriodicOverlapConfig) -> None:
-        """Check the parameters that do not depend on the backbone; one sentence per mistake."""
-        check_step(config.step)
-        if config.weighting not in WEIGHTINGS:
-            raise ConfigError(f"sampler.weighting={config.weighting} is not a weighting; choose one of: {', '.join(WEIGHTINGS)}")
-        minimum = 2 if config.anchor_first_frame else 1
-        if config.window is not None and config.window < minimum:
-            raise ConfigError(f"sampler.window={config.window} must be at least {minimum} frames")
-
     def sample(
         self, config: PeriodicOverlapConfig, problem: SamplerInput, *, callback: StepCallback | None = None
     ) -> torch.Tensor:
         """Run :func:`sample_periodic_overlap` on the backbone's denoiser, schedule and initial latents."""
-        self.check(config)
-        window = check_window(config.window, problem.window, 2 if config.anchor_first_frame else 1)
+        window = fit_window(config.window, problem)
+        sigmas, stepper = stepping(config.step, problem)
         return sample_periodic_overlap(
             problem.denoiser,
             problem.latents,
-            problem.sigmas,
+            sigmas,
             window=window,
-            stride=config.stride,
+            stride=resolve_stride(config.stride, window, config.anchor_first_frame),
             weighting=config.weighting,
             anchor_first_frame=config.anchor_first_frame,
-            step=config.step,
-            generator=problem.generator,
+            stepper=stepper,
             callback=callback,
         )
 
 
 @hookimpl
-def register_samplers(register: Any) -> None:
+def register_samplers(register: Register) -> None:
     """Register the periodic-overlap sampler."""
     register(PeriodicOverlapSampler)

@@ -15,21 +15,28 @@ M … T−1 (eq. 9: V^k = D(z¹_{1:M}, zᵏ_{M+1:T})) with its own frames' motio
 denoiser gets its absolute frame indices. The contours come from window 1's first M steps, the
 detailed motion of each window from its own last T − M. Denoiser calls: T + (K−1)(T−M).
 γ = 1 makes every window a copy of window 1's result; with ω = 0 and ``shuffle=false``
-the windows differ only by their motion control.
+the windows differ only by their motion control. Each later window steps with a fork of window 1's
+stepper taken at step M: a diffusers scheduler's state (its position and multistep history) as
+window 1 had it there; the sigma-space rules carry no schedule position, so theirs start afresh.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from motionforge.core.denoiser import check_step, make_stepper
 from motionforge.core.errors import ConfigError
-from motionforge.core.hookspecs import hookimpl
-from motionforge.core.types import Denoiser, SamplerInput, StepCallback
-from motionforge.samplers.windows import check_window, consecutive_windows, phase_step
+from motionforge.core.hookspecs import Register, hookimpl
+from motionforge.core.types import Denoiser, SamplerInput, Step, StepCallback, Stepper
+from motionforge.samplers.steps import Euler, check_step, stepping
+from motionforge.samplers.windows import consecutive_windows, fit_window
+
+
+def phase_step(gamma: float, steps: int) -> int:
+    """M = ⌊γ·T⌋, the step at which phased inference splits (γ in [0, 1], T steps)."""
+    return math.floor(gamma * steps + 1e-9)
 
 
 def shared_noise(noise: torch.Tensor, omega: float, shuffle: bool, generator: torch.Generator) -> torch.Tensor:
@@ -57,16 +64,18 @@ def sample_phased(
     gamma: float = 0.8,
     omega: float = 0.2,
     shuffle: bool = True,
-    step: str = "euler",
+    stepper: Stepper | None = None,
     generator: torch.Generator | None = None,
     callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """Denoise latents x [B, F, C, h, w] (scaled to sigmas[0]) along sigmas [T+1] by shared-noise phased inference; returns x0.
 
-    Windows of ``window`` frames; see the module's docstring for the rule. ``generator`` draws the
-    shuffles and the fresh noise (a fixed seed when None).
+    Windows of ``window`` frames; see the module's docstring for the rule. ``stepper`` steps window
+    1 (Euler when None) and is forked at step M for the others; ``generator`` draws the shuffles
+    and the fresh noise (a fixed seed when None).
     """
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    stepper = stepper if stepper is not None else Euler()
     num_frames, steps = x.shape[1], len(sigmas) - 1
     windows = consecutive_windows(num_frames, min(window, num_frames))
     split = phase_step(gamma, steps)
@@ -74,30 +83,28 @@ def sample_phased(
     out = x.clone()  # [B, F, C, h, w]
     made = torch.zeros(num_frames, dtype=torch.bool)  # frames an earlier window already made
     kept: tuple[torch.Tensor, torch.Tensor] | None = None  # window 1's (x0, n) at step M
+    forked: Stepper | None = None  # window 1's stepper as it was at step M
     first: torch.Tensor | None = None  # window 1's result
     calls = 0
     for k, frames in enumerate(windows):
         index = frames.to(x.device)
         if k == 0:
-            latents, start = x[:, index], 0
+            latents, start, steps_with = x[:, index], 0, stepper
         elif kept is None:  # γ = 1: nothing left to redo
-            latents, start = first.clone(), steps
+            latents, start, steps_with = first.clone(), steps, stepper
         else:
             x0, noise = kept
             latents, start = x0 + sigmas[split].to(x0.dtype) * shared_noise(noise, omega, shuffle, generator), split
-        stepper = make_stepper(step, generator)
+            steps_with = forked.fork()
         for i in range(start, steps):
             sigma, sigma_next = sigmas[i], sigmas[i + 1]
             denoised = denoiser.denoise(latents, sigma, frames)  # [B, L, C, h, w]
             if k == 0 and i == split:
-                kept = (denoised, (latents - denoised) / sigma.to(latents.dtype))
+                kept, forked = (denoised, (latents - denoised) / sigma.to(latents.dtype)), stepper.fork()
             calls += 1
             if callback is not None:
-                callback(
-                    {"x": latents, "i": i, "sigma": sigma, "sigma_next": sigma_next, "denoised": denoised, "frames": frames,
-                     "window": k, "call": calls, "total": total}
-                )  # fmt: skip
-            latents = stepper(latents, denoised, sigma, sigma_next)
+                callback(Step(i, sigma, sigma_next, latents, denoised, frames, call=calls, total=total, window=k))
+            latents = steps_with(latents, denoised, sigma, sigma_next)
         if k == 0:
             first = latents
         new = ~made[frames]  # [L]
@@ -110,11 +117,20 @@ def sample_phased(
 class PhasedConfig:
     """Parameters of the shared-noise phased sampler."""
 
-    window: int | None = None  # frames per window; null = the backbone's native window
+    window: int | None = None  # frames per window; null = the backbone's trained window
     gamma: float = 0.8  # γ: later windows redo the steps after M = ⌊γ·steps⌋ (1 = copies of window 1)
     omega: float = 0.2  # ω: fresh noise mixed into the shared noise of later windows (0 = none)
     shuffle: bool = True  # permute the shared noise's frame order per window (false = the same order)
-    step: str = "euler"  # the step rule: euler | euler_ancestral | dpmpp_2m
+    step: str | None = None  # null: the backbone's own scheduler; or a sigma-space rule: euler | euler_ancestral | dpmpp_2m
+
+    def __post_init__(self) -> None:
+        check_step(self.step)
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ConfigError(f"sampler.gamma={self.gamma} must be between 0 and 1 (0.8 in the paper)")
+        if not self.omega >= 0.0:
+            raise ConfigError(f"sampler.omega={self.omega} must be zero or more (0.2 in the paper)")
+        if self.window is not None and self.window < 1:
+            raise ConfigError(f"sampler.window={self.window} must be at least 1 frame")
 
 
 class PhasedSampler:
@@ -123,34 +139,25 @@ class PhasedSampler:
     name = "phased"
     Config = PhasedConfig
 
-    def check(self, config: PhasedConfig) -> None:
-        """Check the parameters that do not depend on the backbone; one sentence per mistake."""
-        check_step(config.step)
-        if not 0.0 <= config.gamma <= 1.0:
-            raise ConfigError(f"sampler.gamma={config.gamma} must be between 0 and 1 (0.8 in the paper)")
-        if not config.omega >= 0.0:
-            raise ConfigError(f"sampler.omega={config.omega} must be zero or more (0.2 in the paper)")
-        if config.window is not None and config.window < 1:
-            raise ConfigError(f"sampler.window={config.window} must be at least 1 frame")
-
     def sample(self, config: PhasedConfig, problem: SamplerInput, *, callback: StepCallback | None = None) -> torch.Tensor:
         """Run :func:`sample_phased` on the backbone's denoiser, schedule and initial latents."""
-        self.check(config)
+        window = fit_window(config.window, problem)
+        sigmas, stepper = stepping(config.step, problem)
         return sample_phased(
             problem.denoiser,
             problem.latents,
-            problem.sigmas,
-            window=check_window(config.window, problem.window),
+            sigmas,
+            window=window,
             gamma=config.gamma,
             omega=config.omega,
             shuffle=config.shuffle,
-            step=config.step,
+            stepper=stepper,
             generator=problem.generator,
             callback=callback,
         )
 
 
 @hookimpl
-def register_samplers(register: Any) -> None:
+def register_samplers(register: Register) -> None:
     """Register the shared-noise phased sampler."""
     register(PhasedSampler)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import math
+import logging
+from collections.abc import Callable
 
 import torch
 
 from motionforge.core.errors import ConfigError
+from motionforge.core.types import SamplerInput
 
-WEIGHTINGS = ("flat", "pyramid", "gaussian")
+log = logging.getLogger(__name__)
 
 
 def tile(start: int, end: int, length: int, stride: int) -> list[int]:
@@ -44,17 +46,25 @@ def consecutive_windows(num_frames: int, window: int) -> list[torch.Tensor]:
     return [torch.arange(s, min(s + window, num_frames)) for s in starts]
 
 
-def position_weights(length: int, weighting: str) -> torch.Tensor:
-    """Raw weights [length] of the positions of a window: flat (all 1), pyramid (1, 2, … , 2, 1) or gaussian (centred, σ = length/4)."""
+def flat(length: int) -> torch.Tensor:
+    """Every position of a window weighs 1: [length] float64."""
+    return torch.ones(length, dtype=torch.float64)
+
+
+def pyramid(length: int) -> torch.Tensor:
+    """Weights rising by one from each end of the window: 1, 2, … , 2, 1, [length] float64."""
     positions = torch.arange(length, dtype=torch.float64)
-    if weighting == "flat":
-        return torch.ones(length, dtype=torch.float64)
-    if weighting == "pyramid":
-        return torch.minimum(positions + 1, length - positions)
-    if weighting == "gaussian":
-        centre, width = (length - 1) / 2, max(length / 4, 0.5)
-        return torch.exp(-0.5 * ((positions - centre) / width) ** 2)
-    raise ConfigError(f"sampler.weighting={weighting} is not a weighting; choose one of: {', '.join(WEIGHTINGS)}")
+    return torch.minimum(positions + 1, length - positions)
+
+
+def gaussian(length: int) -> torch.Tensor:
+    """A Gaussian centred on the window, σ = length/4: [length] float64."""
+    positions = torch.arange(length, dtype=torch.float64)
+    centre, width = (length - 1) / 2, max(length / 4, 0.5)
+    return torch.exp(-0.5 * ((positions - centre) / width) ** 2)
+
+
+WEIGHTINGS: dict[str, Callable[[int], torch.Tensor]] = {"flat": flat, "pyramid": pyramid, "gaussian": gaussian}
 
 
 def fusion_weights(
@@ -65,7 +75,7 @@ def fusion_weights(
     With ``anchor_first_frame`` only the first window speaks for frame 0 (its copies at the head
     of the other windows give the model context but do not vote), as in MOFA-Video's code.
     """
-    raw = [position_weights(len(frames), weighting) for frames in windows]
+    raw = [WEIGHTINGS[weighting](len(frames)) for frames in windows]
     if anchor_first_frame:
         for k in range(1, len(windows)):
             raw[k] = torch.where(windows[k] == 0, 0.0, raw[k])
@@ -75,20 +85,29 @@ def fusion_weights(
     return [weights / totals[frames] for frames, weights in zip(windows, raw)]
 
 
-def check_window(window: int | None, native: int, minimum: int = 1) -> int:
-    """The window a long-video sampler uses: the config's, else the backbone's native one; one sentence when it cannot work."""
-    if window is None:
-        return native
-    if window < minimum:
-        raise ConfigError(f"sampler.window={window} must be at least {minimum} frames")
-    if window > native:
+def fit_window(frames: int | None, problem: SamplerInput, key: str = "sampler.window") -> int:
+    """The frames per denoiser call a sampler uses (``frames``, else the model's trained window), as diffusers allows them.
+
+    More than the trained window runs with a warning, as diffusers runs SVD img2vid at 25 frames;
+    more than the backbone's limit (AnimateDiff's positional table) is an error that names it.
+    ``key`` is the setting that asked for ``frames`` (num_frames for the single sampler).
+    """
+    if frames is None:
+        return problem.window
+    limit = problem.frame_limit
+    if limit is not None and frames > limit.frames:
+        advice = f"set {key}={limit.frames} or fewer"
+        if key == "num_frames":
+            advice += ", or use sampler=periodic_overlap or sampler=phased for a longer clip"
         raise ConfigError(
-            f"sampler.window={window} is more frames than this backbone's window of {native}; "
-            f"set sampler.window={native} or fewer (or leave it unset)"
+            f"{key}={frames} is more frames than this backbone takes in one call: at most {limit.frames}, "
+            f"set by {limit.reason}; {advice}"
         )
-    return window
-
-
-def phase_step(gamma: float, steps: int) -> int:
-    """M = ⌊γ·T⌋, the step at which phased inference splits (γ in [0, 1], T steps)."""
-    return math.floor(gamma * steps + 1e-9)
+    if frames > problem.window:
+        longer = "sampler=periodic_overlap or sampler=phased keep" if key == "num_frames" else "sampler.window=null keeps"
+        log.warning(
+            "%s=%d is more frames than the %d per call this backbone's model was trained on; it runs, as in diffusers, "
+            "but the motion may drift (%s windows of %d)",
+            key, frames, problem.window, longer, problem.window,
+        )  # fmt: skip
+    return frames

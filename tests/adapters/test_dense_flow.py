@@ -10,11 +10,11 @@ from PIL import Image
 from motionforge import ConfigError, InputError, MotionContext
 from motionforge.adapters.dense_flow import DenseFlowAdapter, DenseFlowConfig
 from motionforge.cli import main
-from motionforge.core.fields import centred_box
-from motionforge.core.flowfiles import write_flo
+from motionforge.io.flowfiles import write_flo
 from motionforge.core.registry import get_registry
+from motionforge.motion.fields import centred_box
 from tests.conftest import red_centroid, textured_square_image
-from tests.core.test_opticalflow import STEP, interior_mean, smooth_texture, translating_video, write_video
+from tests.io.test_opticalflow import STEP, interior_mean, smooth_texture, translating_video, write_video
 
 
 def context(width=64, height=48, frames=5, source=None, box=None) -> MotionContext:

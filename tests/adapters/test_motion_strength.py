@@ -10,7 +10,7 @@ from motionforge.adapters.motion_strength import (
     MotionStrengthAdapter,
     MotionStrengthConfig,
 )
-from motionforge.core.motion import DensifySettings, fuse, motion_strength
+from motionforge.motion.fuse import DensifySettings, fuse, motion_strength
 
 CONTEXT = MotionContext(32, 40, 6, torch.zeros(3, 32, 40), (40, 32))
 

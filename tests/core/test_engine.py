@@ -15,13 +15,15 @@ from motionforge import (
     InputError,
     MotionHint,
     PluginError,
+    Prepared,
     SamplerInput,
     Video,
     animate,
     compose_config,
     hookimpl,
 )
-from motionforge.core import engine, io
+from motionforge import io
+from motionforge.core import engine
 from motionforge.core.registry import pm
 
 SMALL = ["num_frames=4", "height=64", "width=64", "progress=false"]
@@ -160,17 +162,15 @@ class OracleBackbone:
     name = "oracle"
     Config = OracleConfig
 
-    def prepare(self, config, request) -> SamplerInput:
+    def prepare(self, config, request) -> Prepared:
         from motionforge.backbones.warp import WarpBackbone, WarpConfig
 
         clean = WarpBackbone().render(WarpConfig(), request)[None]  # [1, F, 3, H, W]
         generator = torch.Generator().manual_seed(request.seed)
         sigmas = torch.cat([torch.linspace(10.0, 0.1, request.steps), torch.zeros(1)])
         latents = torch.randn(clean.shape, generator=generator) * sigmas[0] * config.noise_scale
-        return SamplerInput(OracleDenoiser(clean), sigmas, latents, window=16, generator=generator)
-
-    def decode(self, config, latents):
-        return latents[0]
+        problem = SamplerInput(OracleDenoiser(clean), sigmas, latents, window=16, generator=generator)
+        return Prepared(problem, decode=lambda latents, sigma=None: latents[0], notes=["an oracle"])
 
 
 class OraclePlugin:
@@ -191,8 +191,9 @@ def test_a_diffusion_backbone_runs_through_the_sampler_and_is_counted(tmp_path) 
     assert np.array_equal(video.frames, warp.frames)  # Euler's last step lands on the denoiser's answer
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["backbone"] == {"name": "oracle", "noise_scale": 1.0}
-    assert manifest["sampler"] == {"name": "single", "step": "euler"}
+    assert manifest["sampler"] == {"name": "single", "step": None}  # no scheduler of its own: Euler
     assert (manifest["denoiser_calls"], manifest["frame_evaluations"]) == (5, 20)
+    assert manifest["notes"] == ["an oracle"] and manifest["steering"] == []
 
 
 def test_sample_files_ship_with_the_package() -> None:

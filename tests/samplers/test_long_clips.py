@@ -10,7 +10,7 @@ from PIL import Image
 
 from motionforge import animate, compose_config
 from motionforge.cli import main
-from motionforge.samplers.windows import phase_step
+from motionforge.samplers.phased import phase_step
 
 TINY = ["height=64", "width=64", "adapters=[]", "progress=false"]
 WINDOWS = {"svd_tiny": 14, "animatediff_tiny": 16}
@@ -51,7 +51,7 @@ def test_128_frames_with_phased_inference(backbone) -> None:
     assert video.frames.shape == (128, 64, 64, 3)
     assert meta["denoiser_calls"] == 4 + (windows - 1) * (4 - split)
     assert meta["frame_evaluations"] == meta["denoiser_calls"] * window
-    assert meta["sampler"] == {"name": "phased", "window": None, "gamma": 0.8, "omega": 0.2, "shuffle": True, "step": "euler"}
+    assert meta["sampler"] == {"name": "phased", "window": None, "gamma": 0.8, "omega": 0.2, "shuffle": True, "step": None}
     assert meta["timings"]["render"] > 0 and meta["peak_memory"]["rss_mb"] > 0
 
 
@@ -75,8 +75,8 @@ def test_the_callback_sees_every_denoiser_call() -> None:
         compose_config(["backbone=animatediff_tiny", "sampler=phased", "num_frames=40", "steps=5", "output.save=false", *TINY]),
         callback=seen.append,
     )
-    assert len(seen) == video.metadata["denoiser_calls"] == seen[-1]["total"] == 5 + 2 * (5 - 4)
-    assert [s["window"] for s in seen] == [0] * 5 + [1, 2]
+    assert len(seen) == video.metadata["denoiser_calls"] == seen[-1].total == 5 + 2 * (5 - 4)
+    assert [s.window for s in seen] == [0] * 5 + [1, 2]
 
 
 def test_the_cli_writes_a_long_clip_its_cost_and_step_previews(tmp_path) -> None:

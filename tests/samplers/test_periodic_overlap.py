@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from motionforge import ConfigError, SamplerInput
-from motionforge.core.denoiser import CountingDenoiser
+from motionforge.core.watch import CountingDenoiser
 from motionforge.samplers.periodic_overlap import PeriodicOverlapConfig, PeriodicOverlapSampler, sample_periodic_overlap
 from motionforge.samplers.single import sample_single
+from motionforge.samplers.steps import make_stepper
 from tests.samplers.analytic import Gaussian, MovingGaussian, PointMass, karras_sigmas, noise
 
 
@@ -17,10 +18,10 @@ from tests.samplers.analytic import Gaussian, MovingGaussian, PointMass, karras_
 @pytest.mark.parametrize("anchor", [False, True])
 def test_one_window_covering_the_clip_is_the_single_sampler(weighting, step, anchor) -> None:
     x_t, sigmas = noise() * 80.0, karras_sigmas(6)
-    single = sample_single(MovingGaussian(0.1, 0.6, 0.2), x_t, sigmas, step=step, generator=torch.Generator().manual_seed(2))
+    single = sample_single(MovingGaussian(0.1, 0.6, 0.2), x_t, sigmas, stepper=make_stepper(step, torch.Generator().manual_seed(2)))
     periodic = sample_periodic_overlap(
-        MovingGaussian(0.1, 0.6, 0.2), x_t, sigmas, window=6, weighting=weighting, anchor_first_frame=anchor, step=step,
-        generator=torch.Generator().manual_seed(2),
+        MovingGaussian(0.1, 0.6, 0.2), x_t, sigmas, window=6, weighting=weighting, anchor_first_frame=anchor,
+        stepper=make_stepper(step, torch.Generator().manual_seed(2)),
     )  # fmt: skip
     assert torch.equal(periodic, single)
 
@@ -87,7 +88,7 @@ def test_the_default_window_is_the_backbones_and_the_default_stride_half_of_it()
 def test_the_callback_gets_the_whole_clip_once_per_step() -> None:
     steps = []
     sample_periodic_overlap(Gaussian(0, 1), noise((1, 20, 1, 2, 2)), karras_sigmas(4), window=8, callback=steps.append)
-    assert [(s["i"], s["call"], s["total"], s["denoised"].shape[1], len(s["frames"])) for s in steps] == [
+    assert [(s.i, s.call, s.total, s.denoised.shape[1], len(s.frames)) for s in steps] == [
         (i, i + 1, 4, 20, 20) for i in range(4)
     ]
 
@@ -103,20 +104,16 @@ def test_same_seed_same_bytes() -> None:
 
 
 @pytest.mark.parametrize(
-    "config, message",
+    "keys, message",
     [
-        (PeriodicOverlapConfig(stride=20), "sampler.stride=20 must be between 1 and the window of 16"),
-        (PeriodicOverlapConfig(stride=16, anchor_first_frame=True), "between 1 and window − 1 = 15 with anchor_first_frame"),
-        (PeriodicOverlapConfig(window=32), "sampler.window=32 is more frames than this backbone's window of 16"),
-        (PeriodicOverlapConfig(window=1, anchor_first_frame=True), "sampler.window=1 must be at least 2 frames"),
-        (
-            PeriodicOverlapConfig(weighting="triangle"),
-            "sampler.weighting=triangle is not a weighting; choose one of: flat, pyramid, gaussian",
-        ),
-        (PeriodicOverlapConfig(step="heun"), "sampler.step=heun is not a step rule"),
+        ({"stride": 20}, "sampler.stride=20 must be between 1 and the window of 16"),
+        ({"stride": 16, "anchor_first_frame": True}, "between 1 and window − 1 = 15 with anchor_first_frame"),
+        ({"window": 1, "anchor_first_frame": True}, "sampler.window=1 must be at least 2 frames"),
+        ({"weighting": "triangle"}, "sampler.weighting=triangle is not a weighting; choose one of: flat, pyramid, gaussian"),
+        ({"step": "heun"}, "sampler.step=heun is not a step rule"),
     ],
 )
-def test_bad_parameters_are_refused_in_one_sentence(config, message) -> None:
+def test_bad_parameters_are_refused_in_one_sentence(keys, message) -> None:
     problem = SamplerInput(Gaussian(0, 1), karras_sigmas(2), noise((1, 40, 1, 1, 1)), window=16)
     with pytest.raises(ConfigError, match=message):
-        PeriodicOverlapSampler().sample(config, problem)
+        PeriodicOverlapSampler().sample(PeriodicOverlapConfig(**keys), problem)

@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from motionforge import ConfigError, SamplerInput
-from motionforge.core.denoiser import CountingDenoiser
-from motionforge.samplers.phased import PhasedConfig, PhasedSampler, sample_phased, shared_noise
+from motionforge.core.watch import CountingDenoiser
+from motionforge.samplers.phased import PhasedConfig, PhasedSampler, phase_step, sample_phased, shared_noise
 from motionforge.samplers.single import sample_single
-from motionforge.samplers.windows import phase_step
 from tests.samplers.analytic import Gaussian, MovingGaussian, karras_sigmas, noise
 
 WINDOW = 8
@@ -64,7 +63,7 @@ def test_a_later_window_continues_window_1_from_step_M_under_its_own_frames() ->
     states = []
     out = phased(MovingGaussian(0.0, 0.5, 0.25), steps=steps, omega=0.0, shuffle=False)
     sample_single(MovingGaussian(0.0, 0.5, 0.25), noise((1, 32, 2, 3, 3))[:, :WINDOW] * 80.0, sigmas, callback=states.append)
-    x_m = states[split]["x"]  # window 1's latents at step M
+    x_m = states[split].x  # window 1's latents at step M
     for k in (1, 2, 3):
         frames = torch.arange(k * WINDOW, (k + 1) * WINDOW)
 
@@ -119,8 +118,8 @@ def test_a_clip_within_one_window_is_the_single_sampler() -> None:
 def test_the_callback_counts_window_steps_and_names_the_window() -> None:
     steps = []
     sample_phased(Gaussian(0, 1), noise((1, 24, 1, 2, 2)), karras_sigmas(5), window=8, gamma=0.6, callback=steps.append)
-    assert [(s["window"], s["i"]) for s in steps] == [(0, i) for i in range(5)] + [(k, i) for k in (1, 2) for i in (3, 4)]
-    assert [s["call"] for s in steps] == list(range(1, 10)) and {s["total"] for s in steps} == {9}
+    assert [(s.window, s.i) for s in steps] == [(0, i) for i in range(5)] + [(k, i) for k in (1, 2) for i in (3, 4)]
+    assert [s.call for s in steps] == list(range(1, 10)) and {s.total for s in steps} == {9}
 
 
 @pytest.mark.parametrize(
@@ -129,10 +128,13 @@ def test_the_callback_counts_window_steps_and_names_the_window() -> None:
         ({"gamma": 1.5}, "sampler.gamma=1.5 must be between 0 and 1"),
         ({"omega": -0.1}, "sampler.omega=-0.1 must be zero or more"),
         ({"window": 0}, "sampler.window=0 must be at least 1 frame"),
-        ({"window": 9}, "sampler.window=9 is more frames than this backbone's window of 8"),
         ({"step": "ddim"}, "sampler.step=ddim is not a step rule"),
     ],
 )
 def test_bad_parameters_are_refused_in_one_sentence(keys, message) -> None:
     with pytest.raises(ConfigError, match=message):
-        phased(Gaussian(0, 1), **keys)
+        PhasedConfig(**keys)
+
+
+def test_the_phase_step_is_the_floor_of_gamma_times_steps() -> None:
+    assert [phase_step(0.8, 25), phase_step(0.29, 100), phase_step(1.0, 7), phase_step(0.0, 7)] == [20, 29, 7, 0]

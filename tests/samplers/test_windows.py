@@ -7,15 +7,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from motionforge import ConfigError
+from motionforge import ConfigError, SamplerInput
+from motionforge.core.types import FrameLimit
 from motionforge.samplers.windows import (
     WEIGHTINGS,
-    check_window,
     consecutive_windows,
+    fit_window,
     fusion_weights,
+    gaussian,
     overlapping_windows,
-    phase_step,
-    position_weights,
+    pyramid,
 )
 
 
@@ -43,10 +44,10 @@ def test_anchored_windows_put_frame_0_at_the_head_of_each_as_mofa_does() -> None
 
 
 def test_pyramid_weights_rise_and_fall_as_freenoise_s() -> None:
-    assert position_weights(5, "pyramid").tolist() == [1, 2, 3, 2, 1]
-    assert position_weights(4, "pyramid").tolist() == [1, 2, 2, 1]
-    gaussian = position_weights(9, "gaussian")
-    assert int(gaussian.argmax()) == 4 and torch.allclose(gaussian, gaussian.flip(0))
+    assert pyramid(5).tolist() == [1, 2, 3, 2, 1]
+    assert pyramid(4).tolist() == [1, 2, 2, 1]
+    bell = gaussian(9)
+    assert int(bell.argmax()) == 4 and torch.allclose(bell, bell.flip(0))
 
 
 @settings(deadline=None)
@@ -54,7 +55,7 @@ def test_pyramid_weights_rise_and_fall_as_freenoise_s() -> None:
     frames=st.integers(1, 80),
     window=st.integers(2, 24),
     stride_fraction=st.floats(0.05, 1.0),
-    weighting=st.sampled_from(WEIGHTINGS),
+    weighting=st.sampled_from(list(WEIGHTINGS)),
     anchor=st.booleans(),
 )
 def test_the_weights_of_each_frame_sum_to_one(frames, window, stride_fraction, weighting, anchor) -> None:
@@ -81,11 +82,33 @@ def test_consecutive_windows_tile_the_clip_and_the_last_is_shifted_back() -> Non
     assert [w.tolist() for w in consecutive_windows(5, 16)] == [list(range(5))]
 
 
-def test_the_phase_step_is_the_floor_of_gamma_times_steps() -> None:
-    assert [phase_step(0.8, 25), phase_step(0.29, 100), phase_step(1.0, 7), phase_step(0.0, 7)] == [20, 29, 7, 0]
+class Still:
+    """A denoiser that answers zero (only the window policy is under test)."""
+
+    def denoise(self, x, sigma, frames):
+        return x * 0
 
 
-def test_a_window_larger_than_the_backbones_is_refused() -> None:
-    assert check_window(None, 16) == 16
-    with pytest.raises(ConfigError, match="sampler.window=24 is more frames than this backbone's window of 16"):
-        check_window(24, 16)
+def problem(window: int = 16, limit: int | None = None) -> SamplerInput:
+    frame_limit = None if limit is None else FrameLimit(limit, "the test's positional table")
+    return SamplerInput(Still(), torch.tensor([1.0, 0.0]), torch.zeros(1, 4, 1, 1, 1), window, frame_limit=frame_limit)
+
+
+def test_the_window_is_the_backbones_unless_asked() -> None:
+    assert fit_window(None, problem(16)) == 16 and fit_window(12, problem(16)) == 12
+
+
+def test_a_window_longer_than_the_trained_one_runs_with_a_warning_as_in_diffusers(caplog) -> None:
+    assert fit_window(25, problem(14)) == 25
+    assert "sampler.window=25 is more frames than the 14 per call this backbone's model was trained on" in caplog.text
+    assert fit_window(25, problem(14), key="num_frames") == 25
+    assert "sampler=periodic_overlap or sampler=phased keep windows of 14" in caplog.text
+
+
+def test_a_window_beyond_the_backbones_limit_is_refused_naming_it() -> None:
+    assert fit_window(32, problem(16, limit=32)) == 32
+    with pytest.raises(ConfigError, match=r"sampler.window=33 is more frames than this backbone takes in one call: at most 32, set by "
+                       r"the test's positional table; set sampler.window=32 or fewer"):  # fmt: skip
+        fit_window(33, problem(16, limit=32))
+    with pytest.raises(ConfigError, match=r"num_frames=40 .* at most 32.*or use sampler=periodic_overlap or sampler=phased"):
+        fit_window(40, problem(16, limit=32), key="num_frames")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from motionforge.core.motion import magnitude
+from motionforge.motion.fuse import magnitude
 from motionforge.kernels import splat
 from motionforge.kernels.reference import EPS, METRIC_CLIP
 

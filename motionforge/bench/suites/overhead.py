@@ -22,7 +22,7 @@ from einops import rearrange
 from omegaconf import DictConfig
 from PIL import Image
 
-from motionforge.backbones.loading import resolve_dtype
+from motionforge.backbones.diffusion.loading import resolve_dtype
 from motionforge.bench.report import group, line_plot, series
 from motionforge.bench.settings import BenchSettings
 from motionforge.core.config import check_run, compose_config
@@ -65,7 +65,7 @@ def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
 
 def checkpoint_folders(backbone: str, suite: DictConfig, scratch: Path) -> dict[str, Path]:
     """The folders to load: the user's (suite.folders.svd, .animatediff and .motion_adapter), else tiny ones saved to scratch."""
-    from motionforge.backbones.tiny import save_tiny_motion_adapter, save_tiny_sd, save_tiny_svd
+    from motionforge.backbones.diffusion.tiny import save_tiny_motion_adapter, save_tiny_sd, save_tiny_svd
 
     given = suite.folders
     if backbone == "svd":

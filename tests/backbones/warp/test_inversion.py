@@ -17,7 +17,7 @@ from motionforge.backbones.warp.inversion import (
     sample,
     splatted_backward,
 )
-from motionforge.core.motion import DensifySettings, SparsePoints, densify_gaussian
+from motionforge.motion.fuse import DensifySettings, SparsePoints, densify_gaussian
 
 HEIGHT, WIDTH = 96, 128
 
