@@ -387,6 +387,7 @@ class AnimateDiffTinyBackbone(AnimateDiffBackbone):
 
     name = "animatediff_tiny"
     Config = AnimateDiffTinyConfig
+    memory_per_pixel = 240  # bytes per frame-pixel at a run's peak (measured on a CPU in float32; see core/memory.py)
 
     def load(self, config: Any, device: torch.device) -> AnimateDiffModels:
         """The tiny components on device in the config's dtype (built once per process, seed 0)."""

@@ -358,6 +358,7 @@ class SvdTinyBackbone(SvdBackbone):
 
     name = "svd_tiny"
     Config = SvdTinyConfig
+    memory_per_pixel = 1100  # bytes per frame-pixel at a run's peak (measured on a CPU in float32; see core/memory.py)
 
     def load(self, config: Any, device: torch.device) -> SvdModels:
         """The tiny components on device in the config's dtype (built once per process, seed 0)."""

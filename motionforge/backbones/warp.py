@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from motionforge.core.errors import ConfigError
 from motionforge.core.hookspecs import hookimpl
+from motionforge.core.memory import FLOAT_BYTES, RunShape
 from motionforge.core.motion import magnitude
 from motionforge.core.types import RenderRequest
 from motionforge.kernels import splat, warp
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 PADDINGS = ("border", "zeros")
 # A target pixel that receives less splatting weight than this is treated as a hole.
 COVERAGE_MIN = 1e-3
+# Bytes per pixel of each frame warped at once: the splat's carried values and sums, the backward flow, the hole filling
+# (measured: peak RSS against batch_frames at 512×512).
+BATCH_BYTES_PER_PIXEL = 112
 
 
 @dataclass
@@ -102,6 +106,14 @@ class WarpBackbone:
                 frames.append(warp(image, back, config.padding).clamp(0.0, 1.0))  # [b, 3, H, W]
                 bar.update(len(flow))
         return torch.cat(frames)  # [F, 3, H, W]
+
+    def memory_estimate(self, config: WarpConfig, shape: RunShape) -> dict[str, int]:
+        """What render holds at its peak: every frame as float, twice while they are joined, and one batch's buffers."""
+        batch = max(1, min(config.batch_frames, shape.num_frames - 1))
+        return {
+            "frames": 2 * 3 * FLOAT_BYTES * shape.pixels,
+            "warp buffers": BATCH_BYTES_PER_PIXEL * batch * shape.frame_pixels,
+        }
 
 
 @hookimpl

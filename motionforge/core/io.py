@@ -23,6 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.fields import centred_box
+from motionforge.core.places import user_path
 
 __all__ = [
     "AtomicOutputs",
@@ -49,7 +50,7 @@ _WHITE = (255, 255, 255)
 
 def read_image(path: str | os.PathLike) -> Image.Image:
     """Open the user's image, apply its EXIF orientation and return it as RGB (transparency over white)."""
-    path = Path(path)
+    path = user_path(path)
     hint = "pass image=/path/to/picture.jpg"
     if not path.exists():
         raise InputError(f"image file not found: {path}; {hint} with a file that exists")
@@ -276,10 +277,23 @@ def write_png_frames(directory: str | os.PathLike, frames: np.ndarray) -> None:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write data as UTF-8 JSON with 2-space indent, sorted keys and a trailing newline."""
-    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default)
+    """Write data as strict UTF-8 JSON (NaN and infinities become null) with 2-space indent, sorted keys and a trailing newline."""
+    text = json.dumps(_strict(data), indent=2, sort_keys=True, ensure_ascii=False, default=_json_default, allow_nan=False)
     with open(path, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text + "\n")
+
+
+def _strict(value: Any) -> Any:
+    """The value with every NaN or infinite float (numpy's and torch's too) replaced by None, for strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(item) for item in value]
+    if isinstance(value, (np.generic, np.ndarray, torch.Tensor)):
+        return _strict(_json_default(value))
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -52,7 +52,7 @@ def test_inline_tracks_accept_integer_pixels() -> None:
     [
         ("adapters=[trajectroy]", r"there is no adapters option 'trajectroy' \(did you mean 'trajectory'\?\); choose from: .*trajectory"),
         ("backbone=nope", r"there is no backbone option 'nope'; choose from: .*warp"),
-        ("adapters.trajectory.pathz=1", r"unknown config key 'adapters.trajectory.pathz' \(did you mean 'paths'\?\)"),
+        ("adapters.trajectory.pathz=1", r"the trajectory adapter has no key 'pathz' \(did you mean adapters.trajectory.paths\?\)"),
         ("num_framez=3", r"unknown config key 'num_framez' \(did you mean 'num_frames'\?\)"),
         ("num_frames=abc", r"bad value in override num_frames=abc: Value 'abc' of type 'str' could not be converted to Integer"),
         ("adapters=[trajectory", r"."),
@@ -78,7 +78,13 @@ def test_run_parameters_are_checked() -> None:
     "override, message",
     [
         ("num_frames=1", "num_frames=1 is too small: a video needs at least 2 frames"),
-        ("fps=0", "fps=0.0 must be a positive number"),
+        ("fps=0", "fps=0.0 must be between 0.01 and 240 frames per second"),
+        ("fps=1e9", "fps=1000000000.0 must be between 0.01 and 240 frames per second"),
+        ("fps=nan", "fps=nan is not a finite number"),
+        ("seed=-1", "seed=-1 must be a whole number from 0 to 2"),
+        ("motion.threshold=2", "motion.threshold=2.0 must be at least 0 and below 1"),
+        ("motion.sigma=inf", "motion.sigma=inf is not a finite number"),
+        ("device=mps", "device=mps is not available on this machine"),
         ("steps=0", "steps=0 must be at least 1"),
         ("height=100", "height=100 must be a positive multiple of 8; try height=104"),
         ("width=-8", "width=-8 must be a positive multiple of 8"),
