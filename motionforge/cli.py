@@ -76,7 +76,9 @@ def _sweep_status() -> str:
 
     num = int(HydraConfig.get().job.num)
     where = HydraConfig.get().sweep.dir
-    return f"; jobs 0-{num - 1} are complete in {where}" if num > 0 else "; no job of the sweep completed"
+    if num == 0:
+        return "; no job of the sweep completed"
+    return f"; job 0 is complete in {where}" if num == 1 else f"; jobs 0-{num - 1} are complete in {where}"
 
 
 def _run_job(cfg: DictConfig, job: Callable[[Path], Any]) -> Any:

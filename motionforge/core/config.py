@@ -30,6 +30,7 @@ RESIZE_MODES = ("crop", "stretch")
 DENSIFIERS = ("gaussian",)
 FPS_RANGE = (0.01, 240.0)  # frames per second the MP4 and GIF writers keep faithfully
 MAX_SEED = 2**63 - 1
+SIGMA_RANGE = (0.01, 1e5)  # pixels: narrower is one pixel's own weight, wider is flat over any frame
 # Where each kind of plugin's config sits in the run config.
 PLUGIN_NODES = {"adapter": "adapters.{name}", "backbone": "backbone", "sampler": "sampler"}
 
@@ -379,8 +380,15 @@ def check_run(cfg: DictConfig) -> RunSettings:
     motion = cfg.motion
     if motion.densifier not in DENSIFIERS:
         raise ConfigError(f"motion.densifier={motion.densifier} is unknown; choose one of: {', '.join(DENSIFIERS)}")
-    if motion.sigma is not None and not (_finite("motion.sigma", motion.sigma, "give a width in pixels, or null") > 0):
-        raise ConfigError(f"motion.sigma={motion.sigma} must be a positive number of pixels, or null for the default")
+    if motion.sigma is not None:
+        sigma = _finite("motion.sigma", motion.sigma, "give a width in pixels, or null")
+        if not sigma > 0:
+            raise ConfigError(f"motion.sigma={motion.sigma} must be a positive number of pixels, or null for the default")
+        if not SIGMA_RANGE[0] <= sigma <= SIGMA_RANGE[1]:
+            raise ConfigError(
+                f"motion.sigma={motion.sigma:g} must be between {SIGMA_RANGE[0]:g} and {SIGMA_RANGE[1]:g} pixels "
+                "(the Gaussian's width), or null for the default"
+            )
     threshold = _finite("motion.threshold", motion.threshold, "give R between 0 and 1, e.g. motion.threshold=0.05")
     if not 0 <= threshold < 1:
         raise ConfigError(

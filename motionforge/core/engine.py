@@ -36,7 +36,15 @@ from motionforge.core.errors import PluginError, ResourceError
 from motionforge.core.faults import blamed, memory_message
 from motionforge.core.memory import MemoryEstimate, RunShape, backbone_memory, check_memory, estimate_run, out_of_memory
 from motionforge.core.motion import DensifySettings, fuse, magnitude
-from motionforge.core.registry import Registry, config_node, get_registry, list_plugins, motionforge_version
+from motionforge.core.registry import (
+    DEFAULT_PLUGINS,
+    Registry,
+    config_node,
+    get_registry,
+    list_plugins,
+    motionforge_version,
+    plugin_label,
+)
 from motionforge.core.types import MotionContext, MotionHint, MotionPlan, RenderRequest, StepCallback, Video
 from motionforge.core.places import user_path
 from motionforge.core.watch import StepWatcher
@@ -128,8 +136,8 @@ def _check_flow(what: str, flow: torch.Tensor, context: MotionContext, fix: str)
             )
 
 
-def check_hint(name: str, hint: Any, context: MotionContext) -> MotionHint:
-    """Check that an adapter returned a well-formed MotionHint for this context."""
+def check_hint(name: str, hint: Any, context: MotionContext, plugin: str | None = None) -> MotionHint:
+    """Check that an adapter returned a well-formed MotionHint for this context (finite, in range); ``plugin`` names a third party's."""
     if not isinstance(hint, MotionHint):
         raise PluginError(f"adapter {name!r} returned {type(hint).__name__}, not a MotionHint")
     size = (context.height, context.width)
@@ -148,6 +156,8 @@ def check_hint(name: str, hint: Any, context: MotionContext) -> MotionHint:
     if hint.mask is not None and hint.flow is None:
         raise PluginError(f"adapter {name!r} returned a mask without a flow")
     fix = f"check the values given to adapters.{name}"
+    if plugin is not None and plugin not in DEFAULT_PLUGINS:
+        fix += f" (if they are sensible, {plugin_label(plugin)} has a bug)"
     if hint.flow is not None:
         _check_flow(f"the flow of adapter {name!r}", hint.flow, context, fix)
     for field_name in ("mask", "region"):
@@ -195,7 +205,7 @@ def build_hints(
         configs[name] = config
         with blamed([entry]):
             hint = entry.cls().build(config, context)
-        hints[name] = check_hint(name, hint, context)
+        hints[name] = check_hint(name, hint, context, entry.plugin)
     return hints, configs
 
 

@@ -90,7 +90,7 @@ def writing(folder: Path, what: str = "the outputs") -> Iterator[None]:
     except OSError as exc:
         if exc.errno in NO_ROOM:
             raise OutputError(
-                f"the disk filled up while writing {what} into {folder} ({_reason(exc)}); nothing was kept: free some space "
+                f"no room was left while writing {what} into {folder} ({_reason(exc)}); nothing was kept: free some space "
                 "or choose another output.dir"
             ) from exc
         raise OutputError(f"could not write {what} into {folder} ({_reason(exc)}); nothing was kept: check the folder") from exc

@@ -108,7 +108,7 @@ def test_a_disk_that_fills_up_is_one_sentence_and_leaves_nothing(tmp_path, monke
     monkeypatch.setattr(io, "write_png_frames", full_disk)
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "older.txt").write_text("kept")
-    with pytest.raises(OutputError, match=r"the disk filled up while writing the outputs into .*run \(No space left on device\)"):
+    with pytest.raises(OutputError, match=r"no room was left while writing the outputs into .*run \(No space left on device\)"):
         animate(compose_config([*SMALL, "output.dir=run", "output.frames=true"]))
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["older.txt"]
 

@@ -41,6 +41,7 @@ def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
 def summary(rows: list[dict[str, Any]]) -> list[str]:
     """The best speed-up over the reference of each backend that ran (or why nothing ran)."""
     lines = [r["note"] for r in rows if r["op"] == "-"]
+    rows = [r for r in rows if r["op"] != "-"]
     for backend in dict.fromkeys(r["backend"] for r in rows if r["backend"] != "reference"):
         speedups = [r["speedup"] for r in rows if r["backend"] == backend and r["speedup"]]
         if speedups:
