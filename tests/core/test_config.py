@@ -86,7 +86,7 @@ def test_run_parameters_are_checked() -> None:
         ("motion.sigma=inf", "motion.sigma=inf is not a finite number"),
         ("device=mps", "device=mps is not available on this machine"),
         ("steps=0", "steps=0 must be at least 1"),
-        ("motion.sigma=1e308", "motion.sigma=1e+308 must be between 0.01 and 100000 pixels"),
+        ("motion.sigma=0.001", "motion.sigma=0.001 must be between 0.01 and 100000 pixels"),
         ("height=100", "height=100 must be a positive multiple of 8; try height=104"),
         ("width=-8", "width=-8 must be a positive multiple of 8"),
         ("resize=fill", "resize=fill is not a resize mode; choose one of: crop, stretch"),
