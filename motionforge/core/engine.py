@@ -203,7 +203,7 @@ def build_hints(
         if inputs and all(getattr(config, key) is None for key in inputs):
             config = dataclasses.replace(config, **values)
         configs[name] = config
-        with blamed([entry]):
+        with blamed([entry]), np.errstate(all="ignore"):  # overflow from absurd values is refused below, in one sentence
             hint = entry.cls().build(config, context)
         hints[name] = check_hint(name, hint, context, entry.plugin)
     return hints, configs
