@@ -82,7 +82,7 @@ def _sweep_status() -> str:
 
 
 def _run_job(cfg: DictConfig, job: Callable[[Path], Any]) -> Any:
-    """Run one Hydra job of ours; on any failure, remove what it wrote, and report a user error in one line naming the sweep job."""
+    """Run one Hydra job of ours; on a failure, remove what it wrote and report a user error in one line naming the sweep job."""
     from hydra.core.hydra_config import HydraConfig
 
     job_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -202,7 +202,8 @@ def hydra_command(app: Callable[[], None], name: str, overrides: Sequence[str]) 
         runfolders.discard()
         if _debug():
             raise
-        return _fail(f"could not write Hydra's files into the run folder {folder} ({exc.strerror or exc}); choose a folder you can write")
+        reason = exc.strerror or exc
+        return _fail(f"could not write Hydra's files into the run folder {folder} ({reason}); choose a folder you can write")
     finally:
         sys.argv = saved_argv
         if saved_full_error is None:

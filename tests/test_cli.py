@@ -98,7 +98,7 @@ BAD_INPUTS = {
     "a track file with the wrong nesting": (["adapters.trajectory.file={tmp}/nested.json"], "must be a list of [x, y] number pairs"),
     "num_frames below 2": (["num_frames=1"], "num_frames=1 is too small: a video needs at least 2 frames"),
     "an unknown adapter": (["adapters=[trajectroy]"], "there is no adapters option 'trajectroy' (did you mean 'trajectory'?)"),
-    "a misspelt parameter": (["adapters.trajectory.pathz=1"], "the trajectory adapter has no key 'pathz' (did you mean adapters.trajectory.paths?)"),
+    "a misspelt parameter": (["adapters.trajectory.pathz=1"], "has no key 'pathz' (did you mean adapters.trajectory.paths?)"),
     "a misspelt parameter, added": (["+adapters.trajectory.pathz=1"], "the trajectory adapter has no key 'pathz'"),
     "a misspelt key of another sampler": (["sampler=phased", "sampler.gama=0.5"], "did you mean sampler.gamma?"),
     "a key of an adapter not listed": (["adapters.brush.boxes=[[0,0,9,9]]"], "add it: adapters=[trajectory,brush]"),

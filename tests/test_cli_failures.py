@@ -91,7 +91,10 @@ BAD_PLUGIN = textwrap.dedent(
 def site(tmp_path: Path) -> Path:
     """A folder of installed distributions: mf-broken (raises on import) and mf-bad (an adapter that misbehaves on demand)."""
     folder = tmp_path.parent / f"{tmp_path.name}-site"
-    for dist, module, source in (("mf_broken", "mf_broken", "raise ImportError('no module named foo')\n"), ("mf_bad", "mf_bad", BAD_PLUGIN)):
+    for dist, module, source in (
+        ("mf_broken", "mf_broken", "raise ImportError('no module named foo')\n"),
+        ("mf_bad", "mf_bad", BAD_PLUGIN),
+    ):
         info = folder / f"{dist}-0.1.dist-info"
         info.mkdir(parents=True)
         (folder / f"{module}.py").write_text(source)
@@ -100,7 +103,9 @@ def site(tmp_path: Path) -> Path:
     return folder
 
 
-def run_python(code: str, site: Path | None = None, limit_file_bytes: int | None = None, **env: str) -> subprocess.CompletedProcess:
+def run_python(
+    code: str, site: Path | None = None, limit_file_bytes: int | None = None, **env: str
+) -> subprocess.CompletedProcess:
     """Run Python code in a fresh process (plugins from site, all entry points loaded), as a user's shell would."""
     environment = {key: value for key, value in os.environ.items() if key != LOAD_PLUGINS_ENV} | env
     if site is not None:
@@ -235,7 +240,8 @@ def test_an_exception_in_a_plugins_build_is_that_plugins_fault(tmp_path, capsys,
     line = one_error(capsys, main(["animate", *SMALL, "adapters=[trajectory,bad]"]))
     assert line == (
         "error: adapter 'bad' of plugin 'bad-plugin' failed with KeyError: 'a key the author forgot'; this is a fault of "
-        "that plugin, not of your command: report it to its authors or leave the adapter out (MOTIONFORGE_DEBUG=1 shows the traceback)"
+        "that plugin, not of your command: report it to its authors or leave the adapter out "
+        "(MOTIONFORGE_DEBUG=1 shows the traceback)"
     )
     assert left(tmp_path) == []
     monkeypatch.setenv("MOTIONFORGE_DEBUG", "1")
@@ -307,7 +313,9 @@ def test_an_error_leaves_no_folder_it_made_and_keeps_the_ones_it_found(tmp_path,
 
 
 def test_a_failing_sweep_job_is_named_and_the_jobs_before_it_stay(tmp_path, capsys) -> None:
-    line = one_error(capsys, main(["animate", "-m", "num_frames=4,1", "height=64", "width=64", "progress=false", "hydra.sweep.dir=sweep"]))
+    line = one_error(
+        capsys, main(["animate", "-m", "num_frames=4,1", "height=64", "width=64", "progress=false", "hydra.sweep.dir=sweep"])
+    )
     assert line == (
         "error: sweep job 1 (num_frames=1 height=64 width=64 progress=False) failed: num_frames=1 is too small: a video needs "
         "at least 2 frames; job 0 is complete in sweep"
@@ -346,13 +354,18 @@ def test_a_missing_local_folder_is_called_a_missing_path(tmp_path, capsys) -> No
     assert line.startswith("error: backbone.pretrained=models/svd does not exist; pass the local folder of")
     (tmp_path / "models").rmdir()
     line = one_error(capsys, main(["animate", *SMALL, "backbone=svd", "backbone.pretrained=models/svd", "adapters=[]"]))
-    assert line.startswith("error: backbone.pretrained=models/svd is not a folder on this machine (there is no models/ folder here")
+    assert line.startswith(
+        "error: backbone.pretrained=models/svd is not a folder on this machine (there is no models/ folder here"
+    )
 
 
 @pytest.mark.parametrize("prefix", ["", "+"])
 def test_an_unknown_key_of_any_plugin_gets_the_nearest_valid_key(tmp_path, capsys, wiggle_plugin, prefix) -> None:
     line = one_error(capsys, main(["animate", *SMALL, "adapters=[wiggle]", f"{prefix}adapters.wiggle.amplitud=3"]))
-    assert line == "error: the wiggle adapter has no key 'amplitud' (did you mean adapters.wiggle.amplitude?); its keys are: amplitude"
+    assert (
+        line
+        == "error: the wiggle adapter has no key 'amplitud' (did you mean adapters.wiggle.amplitude?); its keys are: amplitude"
+    )
     line = one_error(capsys, main(["animate", *SMALL, f"{prefix}adapters.trajectory.pathz=1"]))
     assert "the trajectory adapter has no key 'pathz' (did you mean adapters.trajectory.paths?)" in line
     line = one_error(capsys, main(["animate", *SMALL, "backbone=animatediff_tiny", f"{prefix}backbone.guidance=2"]))

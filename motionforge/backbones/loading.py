@@ -68,7 +68,7 @@ def local_file(value: str, key: str, what: str, example: str) -> Path:
 
 
 def refuse_hub_id(value: str, key: str, kind: str, target: str) -> None:
-    """Refuse a path that is missing and might be a Hugging Face Hub id (motionforge never downloads); nothing for a plain missing path."""
+    """Refuse a missing path that might be a Hugging Face Hub id (motionforge never downloads); nothing for a plain missing path."""
     parent = Path(str(value)).expanduser().parent
     if _HUB_ID.match(str(value)) and not parent.is_dir():
         raise ConfigError(

@@ -237,7 +237,12 @@ def explain_hydra_error(
     cause = exc.__cause__ or exc.__context__
     if isinstance(exc, OverrideParseException):
         culprit = _unparsable(overrides)
-        return _explain_unparsable(culprit, message) if culprit else _explain_unparsable("key=[", message)
+        if culprit:
+            return _explain_unparsable(culprit, message)
+        return (
+            f"could not parse an override ({message.rstrip('.')}); check its brackets and commas, "
+            "and quote lists in the shell: key='[[1,2],[3,4]]'"
+        )
     ambiguous = re.search(r"Ambiguous value for argument '([^=']+)=(.*)'", message)
     if ambiguous:
         key, value = ambiguous.groups()
@@ -454,7 +459,7 @@ def _non_finite(value: Any, path: str) -> tuple[str, Any] | None:
 
 
 def typed_config(kind: str, name: str, node_cls: type, node: Any) -> Any:
-    """A plugin's composed config values as an instance of its Config dataclass (checked against its types, NaN and inf refused)."""
+    """A plugin's composed config values as an instance of its Config dataclass (types checked, NaN and inf refused)."""
     try:
         merged = OmegaConf.merge(OmegaConf.structured(node_cls), node if node is not None else {})
         config = OmegaConf.to_object(merged)

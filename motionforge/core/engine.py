@@ -82,7 +82,9 @@ def load_image(settings: RunSettings) -> tuple[Image.Image, str, tuple[int, int]
     return image, (path if settings.image is not None else f"sample:{SAMPLE_NAME}"), (width, height)
 
 
-def make_context(settings: RunSettings, loaded: tuple[Image.Image, str, tuple[int, int]] | None = None) -> tuple[MotionContext, str]:
+def make_context(
+    settings: RunSettings, loaded: tuple[Image.Image, str, tuple[int, int]] | None = None
+) -> tuple[MotionContext, str]:
     """Fit the input image onto the working frame and describe the run to the adapters; also returns the image's label."""
     image, label, (width, height) = loaded if loaded is not None else load_image(settings)
     pixels, box = io.fit_image(image, (width, height), settings.resize)  # [3, H, W]
@@ -137,7 +139,7 @@ def _check_flow(what: str, flow: torch.Tensor, context: MotionContext, fix: str)
 
 
 def check_hint(name: str, hint: Any, context: MotionContext, plugin: str | None = None) -> MotionHint:
-    """Check that an adapter returned a well-formed MotionHint for this context (finite, in range); ``plugin`` names a third party's."""
+    """Check that an adapter returned a well-formed MotionHint for this context (finite, in range); ``plugin`` is its plugin."""
     if not isinstance(hint, MotionHint):
         raise PluginError(f"adapter {name!r} returned {type(hint).__name__}, not a MotionHint")
     size = (context.height, context.width)
@@ -383,7 +385,8 @@ def _animate(
         torch.cuda.reset_peak_memory_stats(settings.device)
     record: dict[str, Any] = {"sampler": None, "denoiser_calls": 0, "frame_evaluations": 0}
     backbone = registry.get("backbone", cfg.backbone.name)
-    stages = [backbone] + ([registry.get("sampler", cfg.sampler.name)] if not callable(getattr(backbone.cls, "render", None)) else [])
+    renders = callable(getattr(backbone.cls, "render", None))
+    stages = [backbone] + ([] if renders else [registry.get("sampler", cfg.sampler.name)])
     with torch.no_grad():
         with _timed(timings, "image"):
             loaded = load_image(settings)
@@ -399,7 +402,9 @@ def _animate(
                 densify = DensifySettings(cfg.motion.sigma, cfg.motion.threshold, cfg.motion.normalize)
                 plan: MotionPlan = fuse(hints, context, densify)
                 check_plan(plan, context)
-            request = RenderRequest(context, plan, settings.prompt, settings.fps, settings.steps, settings.seed, settings.progress)
+            request = RenderRequest(
+                context, plan, settings.prompt, settings.fps, settings.steps, settings.seed, settings.progress
+            )
             with _timed(timings, "render"), blamed(stages, estimate.device_bytes()):
                 previews: dict[str, np.ndarray] = {}
                 frames = to_uint8(render(registry, cfg, request, record, callback, previews))

@@ -298,7 +298,7 @@ def write_png_frames(directory: str | os.PathLike, frames: np.ndarray) -> None:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write data as strict UTF-8 JSON (NaN and infinities become null) with 2-space indent, sorted keys and a trailing newline."""
+    """Write data as strict UTF-8 JSON (NaN and infinities become null), 2-space indent, sorted keys, a trailing newline."""
     text = json.dumps(_strict(data), indent=2, sort_keys=True, ensure_ascii=False, default=_json_default, allow_nan=False)
     with open(path, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text + "\n")

@@ -84,10 +84,7 @@ class MemoryEstimate:
 
     def peak_stage(self) -> str:
         """The stage at which the run needs the most memory."""
-        weight = (lambda s: self._stage_total(s, False)) if self.on_gpu else (
-            lambda s: self._stage_total(s, False) + self._stage_total(s, True)
-        )
-        return max(self._names(), key=weight)
+        return max(self._names(), key=lambda s: self._stage_total(s, False) + (0 if self.on_gpu else self._stage_total(s, True)))
 
     def device_bytes(self) -> int:
         """Peak bytes on the run's device (on a CPU: everything)."""
@@ -128,7 +125,8 @@ def backbone_memory(backbone: Any, config: Any, shape: RunShape, name: str) -> d
             isinstance(k, str) and isinstance(v, (int, float)) and math.isfinite(v) and v >= 0 for k, v in parts.items()
         ):
             raise PluginError(
-                f"backbone {name!r} returned {parts!r} from memory_estimate; it must be a dict of part names to bytes (zero or more)"
+                f"backbone {name!r} returned {parts!r} from memory_estimate; it must be a dict of part names to bytes "
+                "(zero or more)"
             )
         return {f"{name}: {k}": int(v) for k, v in parts.items()}
     per_pixel = getattr(backbone, "memory_per_pixel", None)
@@ -226,14 +224,12 @@ def format_bytes(count: float) -> str:
 
 
 def check_memory(estimate: MemoryEstimate, insist: bool, free: dict[str, int | None] | None = None) -> None:
-    """Refuse, in one sentence, a run whose estimate exceeds the free memory (unless insisting); ``free`` overrides what is measured."""
+    """Refuse in one sentence a run whose estimate exceeds the free memory, unless insisting; ``free`` replaces the measured."""
     if insist:
         return
     shape = estimate.shape
-    free = free if free is not None else {
-        "device": device_free_bytes(shape.device),
-        "host": host_free_bytes() if estimate.on_gpu else None,
-    }
+    if free is None:
+        free = {"device": device_free_bytes(shape.device), "host": host_free_bytes() if estimate.on_gpu else None}
     size = f"{shape.num_frames} frames of {shape.width}×{shape.height}"
     parts = ", ".join(f"{name} {format_bytes(count)}" for name, count in estimate.largest_parts())
     checks = [("device", estimate.device_bytes(), "GPU memory on " + str(shape.device) if estimate.on_gpu else "memory")]

@@ -147,7 +147,7 @@ def load_plugins() -> pluggy.PluginManager:
         except pluggy.PluginValidationError as exc:
             name = pm.get_name(exc.plugin) or repr(exc.plugin)
             pm.unregister(exc.plugin)
-            reason = f"it implements a hook motionforge does not have ({exc}); check the hook's name against motionforge.core.hookspecs"
+            reason = f"it implements a hook motionforge does not have ({exc}); check its name against motionforge.core.hookspecs"
             _failed_imports[name] = reason
             _skip(name, reason)
     _state["loaded"] = True
@@ -281,7 +281,8 @@ def _collect_once(manager: pluggy.PluginManager, skipped: dict[str, str]) -> Reg
                 name = _check_class(_kind, cls, _plugin)
                 if name in _table and _table[name].cls is not cls:
                     other = _table[name].plugin
-                    blamed, kept = (other, _plugin) if _plugin in DEFAULT_PLUGINS and other not in DEFAULT_PLUGINS else (_plugin, other)
+                    builtin_first = _plugin in DEFAULT_PLUGINS and other not in DEFAULT_PLUGINS
+                    blamed, kept = (other, _plugin) if builtin_first else (_plugin, other)
                     raise _Broken(
                         blamed,
                         f"its {_kind} {name!r} is already registered by {plugin_label(kept)}; uninstall one of them or "

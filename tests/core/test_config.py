@@ -52,7 +52,7 @@ def test_inline_tracks_accept_integer_pixels() -> None:
     [
         ("adapters=[trajectroy]", r"there is no adapters option 'trajectroy' \(did you mean 'trajectory'\?\); choose from: .*trajectory"),
         ("backbone=nope", r"there is no backbone option 'nope'; choose from: .*warp"),
-        ("adapters.trajectory.pathz=1", r"the trajectory adapter has no key 'pathz' \(did you mean adapters.trajectory.paths\?\)"),
+        ("adapters.trajectory.pathz=1", r"the trajectory adapter has no key 'pathz' \(did you mean adapters\.trajectory\.paths"),
         ("num_framez=3", r"unknown config key 'num_framez' \(did you mean 'num_frames'\?\)"),
         ("num_frames=abc", r"bad value in override num_frames=abc: Value 'abc' of type 'str' could not be converted to Integer"),
         ("adapters=[trajectory", r"."),

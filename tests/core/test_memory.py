@@ -88,7 +88,12 @@ def test_a_run_that_cannot_fit_is_refused_in_one_sentence_naming_the_figures() -
 
 
 def test_bytes_read_for_people() -> None:
-    assert [format_bytes(n) for n in (512, 3 * 2**20 + 2**19, 123 * 2**30, 7.4 * 2**40)] == ["512 B", "3.5 MiB", "123 GiB", "7.4 TiB"]
+    assert [format_bytes(n) for n in (512, 3 * 2**20 + 2**19, 123 * 2**30, 7.4 * 2**40)] == [
+        "512 B",
+        "3.5 MiB",
+        "123 GiB",
+        "7.4 TiB",
+    ]
 
 
 def test_the_engine_refuses_before_it_allocates_and_insisting_runs(tmp_path, monkeypatch) -> None:
@@ -131,7 +136,9 @@ class GreedyPlugin:
 def test_a_plugins_backbone_estimate_is_used_by_the_engine() -> None:
     pm.register(GreedyPlugin(), name="greedy-plugin")
     try:
-        with pytest.raises(ResourceError, match=r"needs about 1.0 TiB of memory \(4 frames of 64×64; most of it: greedy: its cache 1.0 TiB"):
+        with pytest.raises(
+            ResourceError, match=r"needs about 1.0 TiB of memory \(4 frames of 64×64; most of it: greedy: its cache 1.0 TiB"
+        ):
             animate(compose_config(["backbone=greedy", *SMALL, "output.save=false"]))
     finally:
         pm.unregister(name="greedy-plugin")

@@ -43,7 +43,7 @@ def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
 def row(
     backbone: str, sampler: str, frames: int, manifest: dict[str, Any], height: int, width: int, steps: int
 ) -> dict[str, Any]:
-    """One measurement from a run's manifest (or the reason it was skipped), with the size and steps that tell sweep jobs apart."""
+    """One measurement from a run's manifest (or why it was skipped), with the size and steps that tell sweep jobs apart."""
     base: dict[str, Any] = {
         "backbone": backbone, "sampler": sampler, "num_frames": frames, "height": height, "width": width, "steps": steps,
     }  # fmt: skip
