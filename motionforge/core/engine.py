@@ -359,7 +359,7 @@ def animate(cfg: DictConfig | None = None, *, callback: StepCallback | None = No
     check_plugin_keys(cfg)
     registry = get_registry()
     run_dir = run_directory(cfg) if cfg.output.save else None
-    made = places.prepare_folder(run_dir, "output.dir" if cfg.output.dir else "the run folder") if run_dir else []
+    made = places.prepare_folder(run_dir, "output.dir" if cfg.output.dir else None) if run_dir else []
     try:
         video = _animate(registry, cfg, settings, started, timings, callback)
         if run_dir is not None:

@@ -33,20 +33,19 @@ def missing_folders(folder: Path) -> list[Path]:
     return missing[::-1]
 
 
-def prepare_folder(folder: str | os.PathLike, key: str) -> list[Path]:
+def prepare_folder(folder: str | os.PathLike, key: str | None) -> list[Path]:
     """Make ``folder`` (and its parents) and check a file can be written in it; return the folders made, outermost first.
 
-    One sentence, naming ``key`` (the config key that chose the place), when it cannot be made or
-    written; then nothing is left behind.
+    One sentence, naming ``key`` (the config key that chose the place; None: the default run folder),
+    when it cannot be made or written; then nothing is left behind.
     """
     folder = user_path(folder)
     made = missing_folders(folder)
+    place = f"{key}={folder}" if key else f"the run folder {folder}"
     for parent in [folder, *folder.parents]:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
-                raise OutputError(
-                    f"{key}={folder} cannot be made: {parent} is a file, not a folder; choose a folder in a place you can write"
-                )
+                raise OutputError(f"{place} cannot be made: {parent} is a file, not a folder; choose a folder in a place you can write")
             break
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -54,7 +53,7 @@ def prepare_folder(folder: str | os.PathLike, key: str) -> list[Path]:
             pass
     except OSError as exc:
         remove_folders(made)
-        raise OutputError(f"{key}={folder} cannot be written ({_reason(exc)}); choose a folder in a place you can write") from exc
+        raise OutputError(f"{place} cannot be written ({_reason(exc)}); choose a folder in a place you can write") from exc
     return made
 
 

@@ -81,7 +81,8 @@ def _prepare(config: DictConfig, folder_key: str, sweep: bool) -> None:
     folder = Path(str(OmegaConf.select(config, folder_key)))
     chosen = OmegaConf.select(config, "output.dir", default=None)
     saving = OmegaConf.select(config, "output.save", default=True) is not False
-    key = "output.dir" if chosen and saving else folder_key
+    given = any(str(o).startswith(f"{folder_key}=") for o in OmegaConf.select(config, "hydra.overrides.hydra", default=[]) or [])
+    key = "output.dir" if chosen and saving else (folder_key if given else None)
     if chosen and saving and Path(os.path.abspath(folder)) != Path(os.path.abspath(user_path(str(chosen)))):
         raise Refused(ConfigError(f"output.dir={chosen} and {folder_key}={folder} name different folders; give only one of them"))
     STATE.folder, STATE.sweep, STATE.made = folder, sweep, missing_folders(folder)
