@@ -321,7 +321,7 @@ def _collect(manager: pluggy.PluginManager) -> Registry:
 def get_registry() -> Registry:
     """The registry of everything the loaded plugins provide (rebuilt when plugins are added or removed)."""
     manager = load_plugins()
-    key = tuple((name, id(plugin)) for name, plugin in manager.list_name_plugin())
+    key = tuple(manager.list_name_plugin())  # the plugins themselves: an id could be reused by a new one
     if _state["registry"] is None or _state["key"] != key:
         registry = _collect(manager)
         _store_configs(registry)
