@@ -6,7 +6,16 @@
 
 from motionforge.core.config import compose_config
 from motionforge.core.engine import animate
-from motionforge.core.errors import ConfigError, InputError, KernelError, MotionforgeError, PluginError
+from motionforge.core.errors import (
+    ConfigError,
+    InputError,
+    KernelError,
+    MotionforgeError,
+    OutputError,
+    PluginError,
+    ResourceError,
+)
+from motionforge.core.memory import RunShape
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.registry import motionforge_version
 from motionforge.core.types import (
@@ -33,8 +42,11 @@ __all__ = [
     "MotionHint",
     "MotionPlan",
     "MotionforgeError",
+    "OutputError",
     "PluginError",
     "Prepared",
+    "ResourceError",
+    "RunShape",
     "RenderRequest",
     "SamplerInput",
     "Step",

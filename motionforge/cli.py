@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.global_hydra import GlobalHydra
@@ -22,6 +22,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from motionforge.core import runfolders
 from motionforge.core.config import CONFIG_NAME, default_config, explain_hydra_error, store_schema
 from motionforge.core.engine import animate
 from motionforge.core.errors import MotionforgeError
@@ -57,32 +58,67 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _remove_hydra_files(run_dir: Path) -> None:
-    """Remove what Hydra wrote into a failed run's folder, and the folder itself when that leaves it empty."""
-    if not run_dir.is_dir():
-        return
-    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
-    for log_file in run_dir.glob("*.log"):
-        log_file.unlink(missing_ok=True)
-    if not any(run_dir.iterdir()):
-        run_dir.rmdir()
+def _job_label() -> str:
+    """'sweep job 3 (seed=2 num_frames=1)' inside a sweep, '' in a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return ""
+    overrides = " ".join(o for o in hydra_cfg.overrides.task if not o.startswith("hydra."))
+    return f"sweep job {hydra_cfg.job.num} ({overrides})"
+
+
+def _sweep_status() -> str:
+    """'; jobs 0-2 are complete in multirun/…' for the sweep job running now ('' outside sweeps)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    num = int(HydraConfig.get().job.num)
+    where = HydraConfig.get().sweep.dir
+    if num == 0:
+        return "; no job of the sweep completed"
+    return f"; job 0 is complete in {where}" if num == 1 else f"; jobs 0-{num - 1} are complete in {where}"
+
+
+def _run_job(cfg: DictConfig, job: Callable[[Path], Any]) -> Any:
+    """Run one Hydra job of ours; on a failure, remove what it wrote and report a user error in one line naming the sweep job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    job_dir = Path(HydraConfig.get().runtime.output_dir)
+    runfolders.STATE.job = _job_label()
+    runfolders.STATE.status = _sweep_status() if runfolders.STATE.job else ""
+    runfolders.STATE.started, runfolders.STATE.job_dir = True, job_dir
+    try:
+        return job(job_dir)
+    except MotionforgeError as exc:
+        runfolders.discard(job_dir)
+        if _debug():
+            raise
+        label = runfolders.STATE.job
+        message = f"{label} failed: {exc}{runfolders.STATE.status}" if label else str(exc)
+        raise SystemExit(_fail(message)) from None
+    except BaseException:
+        runfolders.discard(job_dir)
+        raise
+    finally:
+        runfolders.STATE.job_dir = None
 
 
 def run(cfg: DictConfig) -> Path | None:
-    """Run one animate job under Hydra, print its run folder, and clean up after a user error."""
-    from hydra.core.hydra_config import HydraConfig
+    """Run one animate job under Hydra, print its run folder, and clean up after a failure (or when nothing is saved)."""
 
-    hydra_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
+    def job(job_dir: Path) -> Path | None:
         video = animate(cfg)
-    except MotionforgeError as exc:
-        _remove_hydra_files(hydra_dir)
-        if _debug():
-            raise
-        raise SystemExit(_fail(str(exc))) from None
-    run_dir = video.metadata.get("run_dir")
-    print(run_dir if run_dir else "output.save=false: nothing written")
-    return Path(run_dir) if run_dir else None
+        if not cfg.output.save:
+            runfolders.discard(job_dir)
+            print("output.save=false: nothing written")
+            return None
+        run_dir = video.metadata["run_dir"]
+        print(run_dir)
+        return Path(run_dir)
+
+    return _run_job(cfg, job)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://motionforge.conf", config_name=CONFIG_NAME)
@@ -92,20 +128,14 @@ def _hydra_animate(cfg: DictConfig) -> None:
 
 
 def bench_run(cfg: DictConfig) -> None:
-    """Run one benchmark suite under Hydra, print its run folder, and clean up after a user error."""
-    from hydra.core.hydra_config import HydraConfig
-
+    """Run one benchmark suite under Hydra, print its run folder, and clean up after a failure."""
     from motionforge.bench.app import bench
 
-    hydra_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        bench(cfg, hydra_dir)
-    except MotionforgeError as exc:
-        _remove_hydra_files(hydra_dir)
-        if _debug():
-            raise
-        raise SystemExit(_fail(str(exc))) from None
-    print(hydra_dir)
+    def job(job_dir: Path) -> None:
+        bench(cfg, job_dir)
+        print(job_dir)
+
+    _run_job(cfg, job)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://motionforge.conf", config_name="bench")
@@ -125,26 +155,55 @@ def bench_command(overrides: Sequence[str]) -> int:
 
 
 def hydra_command(app: Callable[[], None], name: str, overrides: Sequence[str]) -> int:
-    """Run a Hydra app with the overrides as its command line; errors the user caused are one line and status 2."""
+    """Run a Hydra app with the overrides as its command line; errors the user caused are one line and status 2.
+
+    Ctrl-C is one line and status 130; whatever the command had written of the interrupted run is removed.
+    """
     saved_argv, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us, to print them in one line
     sys.argv = [f"motionforge-{name}", *overrides]
+    runfolders.reset()
+    runfolders.STATE.app = name
     try:
         get_registry()
         store_schema()
         app()
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except runfolders.Refused as exc:
+        runfolders.discard()
+        if _debug():
+            raise exc.error from None
+        return _fail(str(exc.error))
+    except KeyboardInterrupt:
+        runfolders.discard()
+        if _debug():
+            raise
+        label = runfolders.STATE.job
+        where = f" in {label}{runfolders.STATE.status}" if label else "; nothing of this run was kept"
+        print(f"interrupted (Ctrl-C){where}", file=sys.stderr)
+        return 130
     except MotionforgeError as exc:
+        runfolders.discard()
         if _debug():
             raise
         return _fail(str(exc))
     except (HydraException, OmegaConfBaseException) as exc:
+        runfolders.discard()
         if _debug():
             raise
         GlobalHydra.instance().clear()
-        message = explain_hydra_error(exc, default_config() if name == "animate" else None)
-        return _fail(message.replace("motionforge animate", f"motionforge {name}"))
+        compose = default_config if name == "animate" else None
+        return _fail(explain_hydra_error(exc, overrides, compose, app=name))
+    except OSError as exc:
+        if runfolders.STATE.started or runfolders.STATE.folder is None:
+            raise  # not Hydra's own files: a bug keeps its traceback
+        folder = runfolders.STATE.folder
+        runfolders.discard()
+        if _debug():
+            raise
+        reason = exc.strerror or exc
+        return _fail(f"could not write Hydra's files into the run folder {folder} ({reason}); choose a folder you can write")
     finally:
         sys.argv = saved_argv
         if saved_full_error is None:
@@ -174,10 +233,12 @@ def plugins_command(argv: Sequence[str]) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = ["plugin", "version", "adapters", "backbones", "samplers"]
+    header = ["plugin", "version", "adapters", "backbones", "samplers", "status"]
     table = [header] + [
-        [r["name"], r["version"], _cell(r["adapters"]), _cell(r["backbones"]), _cell(r["samplers"])] for r in rows
-    ]
+        [r["name"], r["version"], _cell(r["adapters"]), _cell(r["backbones"]), _cell(r["samplers"]),
+         f"broken: {r['broken']}" if r["broken"] else "ok"]
+        for r in rows
+    ]  # fmt: skip
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -185,8 +246,18 @@ def plugins_command(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``motionforge`` command."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the ``motionforge`` command (Ctrl-C anywhere: one line, status 130)."""
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        if _debug():
+            raise
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+
+
+def _main(args: list[str]) -> int:
+    """Dispatch a command line to its command."""
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE, end="", file=sys.stdout if args else sys.stderr)
         return 0 if args else 2

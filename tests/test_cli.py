@@ -57,21 +57,24 @@ def test_multirun_sweeps_over_seeds(tmp_path) -> None:
     assert (tmp_path / "sweep" / "multirun.yaml").is_file()
 
 
-def test_output_save_false_writes_no_video(tmp_path, capsys) -> None:
-    assert main(["animate", *SMALL, "output.save=false", f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+def test_output_save_false_writes_nothing_at_all(tmp_path, capsys) -> None:
+    assert main(["animate", *SMALL, "output.save=false"]) == 0
     assert "nothing written" in capsys.readouterr().out
-    assert not list((tmp_path / "run").glob("*.mp4"))
+    assert not any(tmp_path.iterdir())  # no run folder, no .hydra/, no log
+    assert main(["animate", *SMALL, "output.save=false", f"hydra.run.dir={tmp_path / 'run'}"]) == 0
+    assert not (tmp_path / "run").exists()
 
 
 def test_plugins_table_and_json(capsys) -> None:
     assert main(["plugins"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["plugin", "version", "adapters", "backbones", "samplers"]
-    assert any(line.split()[:3] == ["motionforge.adapters.trajectory", "0.1.0", "trajectory"] for line in table[1:])
+    assert table[0].split() == ["plugin", "version", "adapters", "backbones", "samplers", "status"]
+    assert any(line.split() == ["motionforge.adapters.trajectory", "0.1.0", "trajectory", "-", "-", "ok"] for line in table[1:])
     assert main(["plugins", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     warp = next(r for r in rows if r["name"] == "motionforge.backbones.warp")
     assert warp["backbones"] == ["warp"] and warp["builtin"] and warp["hooks"] == ["register_backbones"]
+    assert warp["broken"] is None
 
 
 def test_version_help_and_unknown_commands(capsys) -> None:
@@ -95,7 +98,10 @@ BAD_INPUTS = {
     "a track file with the wrong nesting": (["adapters.trajectory.file={tmp}/nested.json"], "must be a list of [x, y] number pairs"),
     "num_frames below 2": (["num_frames=1"], "num_frames=1 is too small: a video needs at least 2 frames"),
     "an unknown adapter": (["adapters=[trajectroy]"], "there is no adapters option 'trajectroy' (did you mean 'trajectory'?)"),
-    "a misspelt parameter": (["adapters.trajectory.pathz=1"], "unknown config key 'adapters.trajectory.pathz'"),
+    "a misspelt parameter": (["adapters.trajectory.pathz=1"], "has no key 'pathz' (did you mean adapters.trajectory.paths?)"),
+    "a misspelt parameter, added": (["+adapters.trajectory.pathz=1"], "the trajectory adapter has no key 'pathz'"),
+    "a misspelt key of another sampler": (["sampler=phased", "sampler.gama=0.5"], "did you mean sampler.gamma?"),
+    "a key of an adapter not listed": (["adapters.brush.boxes=[[0,0,9,9]]"], "add it: adapters=[trajectory,brush]"),
     "a value of the wrong type": (["fps=fast"], "bad value in override fps=fast"),
     "a size that is not a multiple of 8": (["height=100"], "height=100 must be a positive multiple of 8; try height=104"),
     "a brush mask that is missing": (["adapters=[brush]", "adapters.brush.mask=nowhere.png"], "brush mask not found: nowhere.png"),

@@ -82,3 +82,28 @@ def test_each_bench_command_runs(command, tmp_path) -> None:
     run = tmp_path / "run"
     assert main([*shlex.split(command)[1:], f"hydra.run.dir={run}"]) == 0
     assert (run / "table.md").is_file() and (run / "measurements.jsonl").is_file()
+
+
+def console_examples() -> list[tuple[str, str]]:
+    """Every `$ motionforge …` line of the README's console blocks, with the line the README says it prints."""
+    blocks = re.findall(r"```console\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+    pairs = []
+    for block in blocks:
+        lines = block.splitlines()
+        pairs += [(command[2:], shown) for command, shown in zip(lines, lines[1:]) if command.startswith("$ motionforge ")]
+    return pairs
+
+
+def test_the_readme_shows_what_goes_wrong() -> None:
+    shown = " ".join(command for command, _ in console_examples())
+    for example in ("image=café.jpg", "height=100000", "pathz", "-m ", "motion.threshold=2"):
+        assert example in shown, example
+
+
+@pytest.mark.parametrize("command, shown", console_examples())
+def test_each_console_example_prints_what_the_readme_shows(command, shown, tmp_path, capsys) -> None:
+    status = main(shlex.split(command)[1:])
+    printed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]  # progress bars aside
+    assert status == 2 and len(printed) == 1, printed
+    pattern = ".*".join(re.escape(part) for part in shown.split("…"))  # … stands for the figures of this machine
+    assert re.fullmatch(pattern, printed[0]), printed[0]

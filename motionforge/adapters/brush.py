@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import MotionContext, MotionHint
 from motionforge.motion import fields
 from motionforge.motion.values import is_number, is_point_list, plain
+from motionforge.core.places import user_path
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class BrushConfig:
 
 def read_mask(path: str) -> np.ndarray:
     """Read a brush mask image as bool [h, w]: white (or, on a transparent canvas, opaque) marks the region."""
-    file = Path(path)
+    file = user_path(path)
     if not file.is_file():
         raise InputError(f"brush mask not found: {path}; pass adapters.brush.mask=/path/to/mask.png")
     try:

@@ -17,6 +17,8 @@ from motionforge.motion.values import is_point, plain
 
 # Points per side of the grid drawn on hint.png to show the camera move.
 GUIDE_POINTS = 3
+# The total zoom factors a clip can take: beyond them the picture shrinks to a dot or grows past any frame.
+ZOOM_RANGE = (0.01, 100.0)
 
 
 @dataclass
@@ -79,6 +81,11 @@ class CameraAdapter:
         pan = np.zeros(2) if pan is None else pan
         if not (math.isfinite(config.zoom) and config.zoom > 0):
             raise ConfigError(f"adapters.camera.zoom={config.zoom} must be a positive number (1 keeps the size)")
+        if not ZOOM_RANGE[0] <= config.zoom <= ZOOM_RANGE[1]:
+            raise ConfigError(
+                f"adapters.camera.zoom={config.zoom:g} must be between {ZOOM_RANGE[0]:g} and {ZOOM_RANGE[1]:g} "
+                "(the total scale over the clip; 1.3 zooms in to 130%)"
+            )
         if not math.isfinite(config.rotate):
             raise ConfigError(f"adapters.camera.rotate={config.rotate} must be a finite number of degrees")
         if not pan.any() and config.zoom == 1 and config.rotate == 0:

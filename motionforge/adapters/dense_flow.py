@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -24,6 +23,7 @@ from motionforge.io.opticalflow import (
     video_flow,
 )
 from motionforge.core.types import MotionContext, MotionHint
+from motionforge.core.places import user_path
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def fields_to_displacement(flows: torch.Tensor, kind: str) -> torch.Tensor:
 
 def file_flow(config: DenseFlowConfig, context: MotionContext) -> torch.Tensor:
     """The flow a file or .flo folder gives, on the working frame in working pixels, over the clip: [F, 2, H, W]."""
-    path = Path(config.file)
+    path = user_path(config.file)
     raw = torch.from_numpy(read_flow(path)).to(context.device)  # [T, 2, h, w] raster pixels
     flows = fields_to_displacement(raw, config.kind)  # [T', 2, h, w]
     if flows.shape[0] < 2:

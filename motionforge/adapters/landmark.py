@@ -18,6 +18,7 @@ from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import MotionContext, MotionHint
 from motionforge.motion.values import canvas_size, plain, read_numeric_npy
+from motionforge.core.places import user_path
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def _key(name: str) -> str:
 
 def read_landmark_array(path: str, key: str) -> np.ndarray:
     """Read a .npy or .json landmark file into a float64 array, checking it exists, parses and is finite."""
-    file = Path(path)
+    file = user_path(path)
     if not file.is_file():
         raise InputError(
             f"landmark file not found: {path}; pass {key}=/path/to/landmarks.npy"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -17,6 +16,7 @@ from motionforge.core.hookspecs import hookimpl
 from motionforge.core.types import MotionContext, MotionHint
 from motionforge.motion.curves import resample_track
 from motionforge.motion.values import canvas_size, is_number, is_point, plain
+from motionforge.core.places import user_path
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def parse_tracks(data: Any, where: str) -> list[Track]:
 
 def load_track_file(path: str) -> tuple[list[Track], tuple[float, float] | None]:
     """Read a JSON track file: its tracks and, when it says so, the canvas size they were drawn on."""
-    file = Path(path)
+    file = user_path(path)
     if not file.is_file():
         raise InputError(f"track file not found: {path}; pass adapters.trajectory.file=/path/to/tracks.json")
     try:

@@ -31,7 +31,7 @@ def bench(cfg: DictConfig, folder: Path) -> list[Path]:
     """Run the configured suite and write measurements.jsonl, table.md and its plots into folder (and a snapshot when asked)."""
     suite = suite_module(cfg.suite.name)
     device = resolve_device(cfg.device)
-    settings = BenchSettings(device=device, device_name=str(cfg.device), seed=int(cfg.seed))
+    settings = BenchSettings(device=device, device_name=str(cfg.device), seed=int(cfg.seed), folder=folder)
     rows = suite.run(cfg.suite, settings)
     info = machine(device)
     kept = [arg for arg in sys.argv[1:] if not arg.startswith(PRIVATE)]  # where it wrote is not how it measured

@@ -19,14 +19,32 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 from einops import rearrange
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from motionforge import io
-from motionforge.core.config import RunSettings, check_run, compose_config, config_dict, typed_config
-from motionforge.core.errors import PluginError
-from motionforge.core.registry import Registry, config_node, get_registry, list_plugins, motionforge_version
+from motionforge.core import places, runfolders
+from motionforge.core.config import (
+    RunSettings,
+    check_plugin_keys,
+    check_run,
+    compose_config,
+    config_dict,
+    typed_config,
+)
+from motionforge.core.errors import PluginError, ResourceError
+from motionforge.core.faults import blamed, memory_message
+from motionforge.core.memory import MemoryEstimate, RunShape, backbone_memory, check_memory, estimate_run, out_of_memory
+from motionforge.core.places import user_path
+from motionforge.core.registry import (
+    DEFAULT_PLUGINS,
+    Registry,
+    config_node,
+    get_registry,
+    list_plugins,
+    motionforge_version,
+    plugin_label,
+)
 from motionforge.core.types import (
     MotionContext,
     MotionHint,
@@ -57,19 +75,27 @@ def sample_controls() -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
 
 @contextmanager
 def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
-    """Record the wall time of a stage in seconds."""
+    """Record the wall time of a stage in seconds (added up when a stage is timed in parts)."""
     start = time.perf_counter()
     try:
         yield
     finally:
-        timings[stage] = round(time.perf_counter() - start, 4)
+        timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - start, 4)
 
 
-def make_context(settings: RunSettings) -> tuple[MotionContext, str]:
-    """Read and fit the input image and describe the run to the adapters; also returns the image's label."""
+def load_image(settings: RunSettings) -> tuple[Image.Image, str, tuple[int, int]]:
+    """Read the input image and choose the working frame: the picture, its label, and the working (W, H)."""
     path = settings.image if settings.image is not None else str(sample_dir() / "image.jpg")
     image = io.read_image(path)
     width, height = io.working_size(image.size, settings.height, settings.width)
+    return image, (path if settings.image is not None else f"sample:{SAMPLE_NAME}"), (width, height)
+
+
+def make_context(
+    settings: RunSettings, loaded: tuple[Image.Image, str, tuple[int, int]] | None = None
+) -> tuple[MotionContext, str]:
+    """Fit the input image onto the working frame and describe the run to the adapters; also returns the image's label."""
+    image, label, (width, height) = loaded if loaded is not None else load_image(settings)
     pixels, box = io.fit_image(image, (width, height), settings.resize)  # [3, H, W]
     context = MotionContext(
         height=height,
@@ -80,11 +106,49 @@ def make_context(settings: RunSettings) -> tuple[MotionContext, str]:
         device=settings.device,
         source_box=box,
     )
-    return context, (path if settings.image is not None else f"sample:{SAMPLE_NAME}")
+    return context, label
 
 
-def check_hint(name: str, hint: Any, context: MotionContext) -> MotionHint:
-    """Check that an adapter returned a well-formed MotionHint for this context."""
+def estimate_memory(registry: Registry, cfg: DictConfig, shape: RunShape) -> MemoryEstimate:
+    """What this run will need at its peak: the adapters' hints, the plan, and the largest stage (the backbone's own figure)."""
+    entry = registry.get("backbone", cfg.backbone.name)
+    config = typed_config("backbone", entry.name, config_node("backbone", entry.cls), cfg.backbone)
+    with blamed([entry]):
+        parts = backbone_memory(entry.cls(), config, shape, entry.name)
+    return estimate_run(shape, list(cfg.adapters), parts, flow_video=bool(cfg.output.save and cfg.output.flow))
+
+
+# A flow that moves pixels further than this many times the frame's longer side is refused as nonsense.
+MAX_DISPLACEMENT_SIDES = 100.0
+
+
+def _check_values(what: str, value: torch.Tensor, fix: str, low: float | None = None, high: float | None = None) -> None:
+    """Refuse a tensor with NaN or infinite entries, or entries outside [low, high], in one sentence naming it."""
+    finite = torch.isfinite(value)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise PluginError(f"{what} has {bad} NaN or infinite value{'s' if bad > 1 else ''} of {value.numel()}; {fix}")
+    if low is not None and high is not None and value.numel():
+        lowest, highest = float(value.amin()), float(value.amax())
+        if lowest < low - 1e-4 or highest > high + 1e-4:
+            raise PluginError(f"{what} has values from {lowest:g} to {highest:g}, outside [{low:g}, {high:g}]; {fix}")
+
+
+def _check_flow(what: str, flow: torch.Tensor, context: MotionContext, fix: str) -> None:
+    """Refuse a flow that is not finite or moves pixels absurdly far (more than 100× the frame's longer side)."""
+    _check_values(what, flow, fix)
+    if flow.numel():
+        furthest = float(magnitude(flow).amax())
+        limit = MAX_DISPLACEMENT_SIDES * max(context.height, context.width)
+        if furthest > limit:
+            raise PluginError(
+                f"{what} moves pixels by up to {furthest:.3g} px, more than {MAX_DISPLACEMENT_SIDES:g} times the "
+                f"{max(context.height, context.width)}-pixel frame; {fix}"
+            )
+
+
+def check_hint(name: str, hint: Any, context: MotionContext, plugin: str | None = None) -> MotionHint:
+    """Check that an adapter returned a well-formed MotionHint for this context (finite, in range); ``plugin`` is its plugin."""
     if not isinstance(hint, MotionHint):
         raise PluginError(f"adapter {name!r} returned {type(hint).__name__}, not a MotionHint")
     size = (context.height, context.width)
@@ -102,11 +166,38 @@ def check_hint(name: str, hint: Any, context: MotionContext) -> MotionHint:
             )
     if hint.mask is not None and hint.flow is None:
         raise PluginError(f"adapter {name!r} returned a mask without a flow")
+    fix = f"check the values given to adapters.{name}"
+    if plugin is not None and plugin not in DEFAULT_PLUGINS:
+        fix += f" (if they are sensible, {plugin_label(plugin)} has a bug)"
+    if hint.flow is not None:
+        _check_flow(f"the flow of adapter {name!r}", hint.flow, context, fix)
+    for field_name in ("mask", "region"):
+        value = getattr(hint, field_name)
+        if value is not None:
+            _check_values(f"the {field_name} of adapter {name!r}", value, fix, 0.0, 1.0)
     for field_name in ("weight", "scale", "strength"):
         value = getattr(hint, field_name)
         if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise PluginError(f"adapter {name!r} returned {field_name}={value!r}; it must be a finite number, zero or more")
     return hint
+
+
+def check_plan(plan: MotionPlan, context: MotionContext) -> None:
+    """Check the fused plan: a finite flow within reach, a region in [0, 1]; warn when the controls give no motion at all."""
+    sources = ", ".join(plan.sources) or "none"
+    fix = f"check the values of the controls (adapters: {sources}), e.g. a huge zoom, scale or strength"
+    _check_flow("the fused motion plan", plan.flow, context, fix)
+    if plan.region is not None:
+        _check_values("the plan's region", plan.region, fix, 0.0, 1.0)
+    if plan.strength is not None and not math.isfinite(plan.strength):
+        raise PluginError(f"the plan's motion strength is {plan.strength}; {fix}")
+    free = plan.free is not None and bool((plan.free >= 0.5).any())
+    if plan.sources and not free and plan.flow.numel() and float(magnitude(plan.flow).amax()) == 0.0:
+        log.warning(
+            "the controls (%s) give no motion: the clip will be still; check their values (and motion.threshold=%s)",
+            sources,
+            plan.stats.get("threshold", "R"),
+        )
 
 
 def build_hints(
@@ -123,7 +214,9 @@ def build_hints(
         if inputs and all(getattr(config, key) is None for key in inputs):
             config = dataclasses.replace(config, **values)
         configs[name] = config
-        hints[name] = check_hint(name, entry.cls().build(config, context), context)
+        with blamed([entry]), np.errstate(all="ignore"):  # overflow from absurd values is refused below, in one sentence
+            hint = entry.cls().build(config, context)
+        hints[name] = check_hint(name, hint, context, entry.plugin)
     return hints, configs
 
 
@@ -211,11 +304,13 @@ def _versions() -> dict[str, str]:
 
 
 def run_directory(cfg: DictConfig) -> Path:
-    """Where a run writes: output.dir, else Hydra's run folder (CLI), else a new outputs/<date>/<time> folder."""
+    """Where a run writes: the job's folder under `motionforge animate` (output.dir when given), else output.dir, else a new
+    outputs/<date>/<time> (inside `motionforge bench`, the bench's folder)."""
+    job_dir, app = runfolders.STATE.job_dir, runfolders.STATE.app
+    if job_dir is not None and (app == "animate" or not cfg.output.dir):
+        return job_dir
     if cfg.output.dir:
-        return Path(cfg.output.dir)
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
+        return user_path(cfg.output.dir)
     now = _dt.datetime.now()
     base = Path("outputs") / now.strftime("%Y-%m-%d") / now.strftime("%H-%M-%S")
     candidate, suffix = base, 1
@@ -252,7 +347,7 @@ def write_outputs(video: Video, cfg: DictConfig, run_dir: Path, timings: dict[st
                 if output.hint and plan is not None:
                     region = None if plan.region is None else plan.region[0, 0]
                     Image.fromarray(io.draw_hint(frames[0], plan.tracks, region)).save(target("hint.png"))
-                if not HydraConfig.initialized():  # the CLI's Hydra job writes its own .hydra/ folder
+                if not _under_hydra():  # the CLI's Hydra job writes its own .hydra/ folder
                     target("config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True), encoding="utf-8")
             video.metadata["outputs"] = names + ["manifest.json"]
             video.metadata["timings"]["total"] = round(sum(v for k, v in timings.items() if k != "total"), 4)
@@ -262,6 +357,11 @@ def write_outputs(video: Video, cfg: DictConfig, run_dir: Path, timings: dict[st
             run_dir.rmdir()
         raise
     return [run_dir / name for name in names]
+
+
+def _under_hydra() -> bool:
+    """True inside a job of the command line, where Hydra writes its own .hydra/ folder."""
+    return runfolders.STATE.job_dir is not None
 
 
 def animate(cfg: DictConfig | None = None, *, callback: StepCallback | None = None) -> Video:
@@ -277,22 +377,62 @@ def animate(cfg: DictConfig | None = None, *, callback: StepCallback | None = No
     started = _dt.datetime.now().astimezone()
     timings: dict[str, float] = {}
     settings = check_run(cfg)
+    check_plugin_keys(cfg)
     registry = get_registry()
+    run_dir = run_directory(cfg) if cfg.output.save else None
+    made = places.prepare_folder(run_dir, "output.dir" if cfg.output.dir else None) if run_dir else []
+    try:
+        video = _animate(registry, cfg, settings, started, timings, callback)
+        if run_dir is not None:
+            with places.writing(run_dir):
+                write_outputs(video, cfg, run_dir, timings)
+            video.metadata["run_dir"] = str(run_dir)
+    except BaseException:
+        places.remove_folders(made)
+        raise
+    return video
+
+
+def _animate(
+    registry: Registry,
+    cfg: DictConfig,
+    settings: RunSettings,
+    started: _dt.datetime,
+    timings: dict[str, float],
+    callback: StepCallback | None,
+) -> Video:
+    """The run itself, once its settings and its folder are checked: image → memory check → hints → plan → frames."""
     if settings.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(settings.device)
     record: dict[str, Any] = {"sampler": None, "denoiser_calls": 0, "frame_evaluations": 0, "notes": [], "steering": []}
+    backbone = registry.get("backbone", cfg.backbone.name)
+    renders = callable(getattr(backbone.cls, "render", None))
+    stages = [backbone] + ([] if renders else [registry.get("sampler", cfg.sampler.name)])
     with torch.no_grad():
         with _timed(timings, "image"):
-            context, image_label = make_context(settings)
-        with _timed(timings, "adapters"):
-            hints, adapter_configs = build_hints(registry, cfg, context, use_sample=settings.image is None)
-        with _timed(timings, "plan"):
-            densify = DensifySettings(cfg.motion.sigma, cfg.motion.threshold, cfg.motion.normalize, cfg.motion.feather)
-            plan: MotionPlan = fuse(hints, context, densify)
-        request = RenderRequest(context, plan, settings.prompt, settings.fps, settings.steps, settings.seed, settings.progress)
-        with _timed(timings, "render"):
-            previews: dict[str, np.ndarray] = {}
-            frames = to_uint8(render(registry, cfg, request, record, callback, previews))
+            loaded = load_image(settings)
+            width, height = loaded[2]
+            estimate = estimate_memory(registry, cfg, RunShape(settings.num_frames, height, width, settings.device))
+            check_memory(estimate, bool(cfg.memory.insist))  # before the picture is fitted: that is the first large allocation
+        try:
+            with _timed(timings, "image"):
+                context, image_label = make_context(settings, loaded)
+            with _timed(timings, "adapters"):
+                hints, adapter_configs = build_hints(registry, cfg, context, use_sample=settings.image is None)
+            with _timed(timings, "plan"):
+                densify = DensifySettings(cfg.motion.sigma, cfg.motion.threshold, cfg.motion.normalize, cfg.motion.feather)
+                plan: MotionPlan = fuse(hints, context, densify)
+                check_plan(plan, context)
+            request = RenderRequest(
+                context, plan, settings.prompt, settings.fps, settings.steps, settings.seed, settings.progress
+            )
+            with _timed(timings, "render"), blamed(stages, estimate.device_bytes()):
+                previews: dict[str, np.ndarray] = {}
+                frames = to_uint8(render(registry, cfg, request, record, callback, previews))
+        except Exception as exc:
+            if out_of_memory(exc):
+                raise ResourceError(memory_message("this run", exc, estimate.device_bytes())) from exc
+            raise
     log.info("rendered %d frames at %dx%d with backbone %s", len(frames), context.width, context.height, cfg.backbone.name)
     metadata = {
         "started": started.isoformat(timespec="seconds"),
@@ -317,13 +457,8 @@ def animate(cfg: DictConfig | None = None, *, callback: StepCallback | None = No
             "tracks": 0 if plan.tracks is None else int(plan.tracks.shape[0]),
         },
         "timings": timings,
-        "peak_memory": _peak_memory(settings.device),
+        "peak_memory": {**_peak_memory(settings.device), **estimate.as_record()},
         "versions": _versions(),
         "plugins": [{"name": p["name"], "version": p["version"]} for p in list_plugins()],
     }
-    video = Video(frames=frames, fps=settings.fps, metadata=metadata, plan=plan, previews=previews)
-    if cfg.output.save:
-        run_dir = run_directory(cfg)
-        write_outputs(video, cfg, run_dir, timings)
-        video.metadata["run_dir"] = str(run_dir)
-    return video
+    return Video(frames=frames, fps=settings.fps, metadata=metadata, plan=plan, previews=previews)

@@ -29,3 +29,12 @@ class PluginError(MotionforgeError):
 
 class KernelError(MotionforgeError):
     """A kernel backend was asked for where it cannot run."""
+
+
+class OutputError(MotionforgeError):
+    """An output folder cannot be made or written, or the disk filled up while writing."""
+
+
+class ResourceError(MotionforgeError):
+    """A run needs more memory than the machine has free, or ran out of it."""
+

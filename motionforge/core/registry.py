@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import importlib
 import importlib.metadata
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from motionforge.core.types import Adapter, DiffusionBackbone, RenderingBackbone
 
 ENTRY_POINT_GROUP = "motionforge"
 LOAD_PLUGINS_ENV = "MOTIONFORGE_LOAD_PLUGINS"
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "motionforge.adapters.trajectory",
@@ -56,6 +59,23 @@ pm.add_hookspecs(hookspecs)
 
 _state: dict[str, Any] = {"loaded": False, "registry": None, "key": None, "stored": set()}
 _distributions: dict[str, tuple[str, str]] = {}  # plugin name → (distribution, version)
+_failed_imports: dict[str, str] = {}  # entry-point plugin that failed to import → why
+_broken: dict[str, str] = {}  # loaded plugin skipped by the last collection (a failing hook, a bad class) → why
+_warned: set[tuple[str, str]] = set()
+
+
+def _skip(plugin: str, reason: str) -> None:
+    """Say once, in one line, that a broken plugin is skipped and why (MOTIONFORGE_DEBUG=1 adds the traceback)."""
+    if (plugin, reason) in _warned:
+        return
+    _warned.add((plugin, reason))
+    debug = os.environ.get("MOTIONFORGE_DEBUG", "") not in ("", "0")
+    log.warning("skipped %s: %s", plugin_label(plugin), reason, exc_info=debug)
+
+
+def broken_plugins() -> dict[str, str]:
+    """Every plugin skipped as broken, with the one-line reason: failed imports and failed registrations."""
+    return {**_failed_imports, **_broken}
 
 
 def _normalise(name: str) -> str:
@@ -90,15 +110,19 @@ def load_entry_points(manager: pluggy.PluginManager) -> list[str]:
         for ep in entry_points:
             if manager.has_plugin(ep.name) or manager.is_blocked(ep.name):
                 continue
+            _distributions[ep.name] = (dist_name, dist.version)
             try:
                 plugin = ep.load()
-            except Exception as exc:  # a broken third-party plugin must not look like our bug
-                raise PluginError(
-                    f"plugin {ep.name!r} from {dist_name} {dist.version} failed to import ({exc}); "
+            except Exception as exc:  # a broken third-party plugin is skipped; everything else works
+                reason = (
+                    f"importing it failed with {type(exc).__name__}: {' '.join(str(exc).split())}; "
                     f"fix or uninstall it, or leave it out with {LOAD_PLUGINS_ENV}"
-                ) from exc
+                )
+                _failed_imports[ep.name] = reason
+                _skip(ep.name, reason)
+                continue
+            _failed_imports.pop(ep.name, None)
             manager.register(plugin, name=ep.name)
-            _distributions[ep.name] = (dist_name, dist.version)
             loaded.append(ep.name)
     if wanted is not None and wanted - seen:
         missing = ", ".join(sorted(wanted - seen))
@@ -117,13 +141,16 @@ def load_plugins() -> pluggy.PluginManager:
     for module_name in DEFAULT_PLUGINS:
         if not pm.has_plugin(module_name):
             pm.register(importlib.import_module(module_name), name=module_name)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(
-            f"plugin {exc.plugin!r} implements a hook motionforge does not have ({exc}); "
-            "check the hook's name against motionforge.core.hookspecs"
-        ) from exc
+    while True:
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin) or repr(exc.plugin)
+            pm.unregister(exc.plugin)
+            reason = f"it implements a hook motionforge does not have ({exc}); check its name against motionforge.core.hookspecs"
+            _failed_imports[name] = reason
+            _skip(name, reason)
     _state["loaded"] = True
     return pm
 
@@ -166,7 +193,7 @@ class Registry:
         }
 
 
-def _plugin_label(plugin: str) -> str:
+def plugin_label(plugin: str) -> str:
     """A plugin's name with its distribution and version, for error messages."""
     if plugin in _distributions:
         dist, version = _distributions[plugin]
@@ -180,23 +207,23 @@ def _check_class(kind: str, cls: Any, plugin: str) -> str:
     name = getattr(cls, "name", None)
     if not isinstance(cls, type) or not isinstance(name, str) or not _NAME.match(name):
         raise PluginError(
-            f"{_plugin_label(plugin)} registered {cls!r} as a {kind}, but it is not a class with a "
+            f"{plugin_label(plugin)} registered {cls!r} as a {kind}, but it is not a class with a "
             "'name' made of letters, digits and underscores"
         )
     config = getattr(cls, "Config", None)
     if not (isinstance(config, type) and dataclasses.is_dataclass(config)):
-        raise PluginError(f"{kind} {name!r} of {_plugin_label(plugin)} needs a 'Config' dataclass")
+        raise PluginError(f"{kind} {name!r} of {plugin_label(plugin)} needs a 'Config' dataclass")
     try:
         config()
     except TypeError as exc:
         raise PluginError(
-            f"{kind} {name!r} of {_plugin_label(plugin)} has a Config field without a default ({exc})"
+            f"{kind} {name!r} of {plugin_label(plugin)} has a Config field without a default ({exc})"
         ) from exc
     if kind != "adapter" and any(f.name == "name" for f in dataclasses.fields(config)):
-        raise PluginError(f"{kind} {name!r} of {_plugin_label(plugin)} may not have a Config field called 'name'")
+        raise PluginError(f"{kind} {name!r} of {plugin_label(plugin)} may not have a Config field called 'name'")
     if not any(all(callable(getattr(cls, m, None)) for m in group) for group in methods):
         wanted = " or ".join("+".join(group) for group in methods)
-        raise PluginError(f"{kind} {name!r} of {_plugin_label(plugin)} lacks the method(s) {wanted}")
+        raise PluginError(f"{kind} {name!r} of {plugin_label(plugin)} lacks the method(s) {wanted}")
     return name
 
 
@@ -232,34 +259,70 @@ def _store_configs(registry: Registry) -> None:
     _state["stored"] = stored
 
 
-def _collect(manager: pluggy.PluginManager) -> Registry:
-    """Call every plugin's register hooks, attributing each class to its plugin."""
+class _Broken(Exception):
+    """A plugin whose registration failed: skip it and collect again."""
+
+    def __init__(self, plugin: str, reason: str) -> None:
+        super().__init__(reason)
+        self.plugin, self.reason = plugin, reason
+
+
+def _collect_once(manager: pluggy.PluginManager, skipped: dict[str, str]) -> Registry:
+    """Call the register hooks of every plugin not skipped, attributing each class to its plugin."""
     registry = Registry()
     for kind, (hook_name, *_rest) in KINDS.items():
         table = registry.table(kind)
         for impl in getattr(manager.hook, hook_name).get_hookimpls():
+            if impl.plugin_name in skipped:
+                continue
 
             def register(
                 cls: Any, _plugin: str = impl.plugin_name, _kind: str = kind, _table: dict[str, Entry] = table
             ) -> None:
                 name = _check_class(_kind, cls, _plugin)
                 if name in _table and _table[name].cls is not cls:
-                    raise PluginError(
-                        f"{_kind} name {name!r} is registered twice, by {_plugin_label(_table[name].plugin)} "
-                        f"and by {_plugin_label(_plugin)}; uninstall one of them or leave one out with "
-                        f"{LOAD_PLUGINS_ENV}"
+                    other = _table[name].plugin
+                    builtin_first = _plugin in DEFAULT_PLUGINS and other not in DEFAULT_PLUGINS
+                    blamed, kept = (other, _plugin) if builtin_first else (_plugin, other)
+                    raise _Broken(
+                        blamed,
+                        f"its {_kind} {name!r} is already registered by {plugin_label(kept)}; uninstall one of them or "
+                        f"leave one out with {LOAD_PLUGINS_ENV}",
                     )
                 _table[name] = Entry(_kind, name, cls, _plugin)
 
             arguments: dict[str, Callable[[Any], None]] = {"register": register}
-            impl.function(**{arg: arguments[arg] for arg in impl.argnames})
+            try:
+                impl.function(**{arg: arguments[arg] for arg in impl.argnames})
+            except _Broken:
+                raise
+            except PluginError as exc:
+                raise _Broken(impl.plugin_name, str(exc)) from exc
+            except Exception as exc:
+                reason = f"its {hook_name} hook failed with {type(exc).__name__}: {' '.join(str(exc).split())}"
+                raise _Broken(impl.plugin_name, reason) from exc
+    return registry
+
+
+def _collect(manager: pluggy.PluginManager) -> Registry:
+    """Collect every plugin's classes; a plugin whose registration fails is named once, skipped, and the rest collected."""
+    skipped: dict[str, str] = {}
+    while True:
+        try:
+            registry = _collect_once(manager, skipped)
+            break
+        except _Broken as broken:
+            skipped[broken.plugin] = broken.reason
+            _skip(broken.plugin, broken.reason)
+    _broken.clear()
+    _broken.update(skipped)
     return registry
 
 
 def get_registry() -> Registry:
     """The registry of everything the loaded plugins provide (rebuilt when plugins are added or removed)."""
     manager = load_plugins()
-    key = tuple((name, id(plugin)) for name, plugin in manager.list_name_plugin())
+    key = tuple(manager.list_name_plugin())  # the plugins themselves: an id could be reused by a new one
     if _state["registry"] is None or _state["key"] != key:
         registry = _collect(manager)
         _store_configs(registry)
@@ -268,20 +331,25 @@ def get_registry() -> Registry:
 
 
 def list_plugins() -> list[dict[str, Any]]:
-    """Every loaded plugin: its name, version, whether it is built in, its hooks and what it registered."""
+    """Every plugin: its name, version, whether it is built in, its hooks, what it registered, and why it is broken (or None)."""
     registry = get_registry()
+    broken = broken_plugins()
     rows = []
-    for name, plugin in pm.list_name_plugin():
+    names = [name for name, _ in pm.list_name_plugin()] + [name for name in _failed_imports if not pm.has_plugin(name)]
+    for name in names:
+        plugin = pm.get_plugin(name)
         builtin = name in DEFAULT_PLUGINS
         dist, version = _distributions.get(name, ("motionforge" if builtin else "", motionforge_version() if builtin else ""))
+        hooks = (pm.get_hookcallers(plugin) or []) if plugin is not None else []
         rows.append(
             {
                 "name": name,
                 "distribution": dist,
                 "version": version,
                 "builtin": builtin,
-                "hooks": sorted(caller.name for caller in pm.get_hookcallers(plugin) or []),
+                "hooks": sorted(caller.name for caller in hooks),
                 **registry.provided_by(name),
+                "broken": broken.get(name),
             }
         )
     return sorted(rows, key=lambda row: (not row["builtin"], row["name"]))

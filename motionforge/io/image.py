@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from motionforge.core.errors import ConfigError, InputError
+from motionforge.core.places import user_path
 from motionforge.motion.fields import centred_box
 
 
@@ -25,7 +26,7 @@ _WHITE = (255, 255, 255)
 
 def read_image(path: str | os.PathLike) -> Image.Image:
     """Open the user's image, apply its EXIF orientation and return it as RGB (transparency over white)."""
-    path = Path(path)
+    path = user_path(path)
     hint = "pass image=/path/to/picture.jpg"
     if not path.exists():
         raise InputError(f"image file not found: {path}; {hint} with a file that exists")

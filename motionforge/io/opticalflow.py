@@ -22,6 +22,7 @@ from einops import rearrange
 from motionforge.core.errors import InputError
 from motionforge.core.types import MotionContext
 from motionforge.motion.fields import Box, raster_box
+from motionforge.core.places import user_path
 
 DIS_PRESETS: dict[str, int] = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
@@ -43,7 +44,7 @@ def single_threaded_opencv() -> Iterator[None]:
 
 def _open(path: str | Path) -> cv2.VideoCapture:
     """Open a video with OpenCV, or raise saying why it cannot be read."""
-    path = Path(path)
+    path = user_path(path)
     if not path.is_file():
         raise InputError(f"video not found: {path}; pass adapters.dense_flow.video=/path/to/video.mp4")
     capture = cv2.VideoCapture(str(path))

@@ -54,6 +54,27 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: float, crf: int 
         writer.close()  # waits for ffmpeg to finish the file
     if not path.is_file() or path.stat().st_size == 0:
         raise OSError(f"ffmpeg did not write {path}; check that its directory exists and is writable")
+    if not _complete_mp4(path):
+        raise OSError("ffmpeg stopped before it finished the video: is the disk full?")
+
+
+def _complete_mp4(path: Path) -> bool:
+    """True when an MP4's top-level boxes cover the whole file and include 'moov' (ffmpeg writes it last: a cut file lacks it)."""
+    size, offset, boxes = path.stat().st_size, 0, set()
+    with open(path, "rb") as handle:
+        while offset + 8 <= size:
+            handle.seek(offset)
+            header = handle.read(16)
+            length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if length == 1 and len(header) == 16:  # a 64-bit size follows the type
+                length = int.from_bytes(header[8:16], "big")
+            elif length == 0:  # the box runs to the end of the file
+                length = size - offset
+            if length < 8:
+                return False
+            boxes.add(kind)
+            offset += length
+    return offset == size and b"moov" in boxes
 
 
 def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: float) -> None:

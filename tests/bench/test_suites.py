@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
+from motionforge.bench.suites import kernels as kernels_suite
 from motionforge.cli import main
 
 
@@ -35,7 +37,10 @@ def test_backbones_runs_every_combination_and_says_which_cannot_run(tmp_path) ->
         "suite.steps=5",
     )  # fmt: skip
     by = {(r["sampler"], r["num_frames"]): r for r in rows}
+    assert all((r["height"], r["width"], r["steps"]) == (64, 64, 5) for r in rows)  # what tells sweep jobs apart
     assert "set num_frames=32 or fewer" in by["single", 40]["skipped"]  # AnimateDiff's positional table
+    assert sorted(p.name for p in (tmp_path / "run" / "runs").iterdir()) == ["animatediff_tiny-phased-40"]  # inside the bench
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     phased = by["phased", 40]
     assert phased["denoiser_calls"] == 5 + 2 * 1 and phased["frame_evaluations"] == 7 * 16 and phased["peak_rss_mb"] > 0
     assert phased["s_per_frame"] == pytest.approx(phased["render_s"] / 40, rel=1e-3)
@@ -52,15 +57,17 @@ def test_overhead_pairs_the_engine_with_the_diffusers_pipeline(tmp_path) -> None
         "suite.num_frames.animatediff=8",
     )
     assert [r["pair"] for r in rows] == [0, 1]
+    assert all((r["num_frames"], r["height"], r["width"], r["steps"]) == (8, 64, 64, 2) for r in rows)
     assert all(r["ratio"] == pytest.approx(r["engine_s"] / r["pipeline_s"], rel=1e-2) for r in rows)
     assert all(r["max_diff_255"] <= 1 for r in rows)  # the same video: the same work is timed
     assert "animatediff: engine / pipeline median" in table and (tmp_path / "run" / "cost_ratio.png").is_file()
 
 
-def test_kernels_times_the_reference_on_a_cpu(tmp_path) -> None:
+def test_kernels_times_the_reference_on_a_cpu_when_asked(tmp_path) -> None:
     rows, _ = bench(
-        tmp_path, "suite=kernels", "suite.backends=[reference]", "suite.scale=0.002", "suite.repeats=1", "suite.dtype=float32"
-    )
+        tmp_path, "suite=kernels", "device=cpu", "suite.backends=[reference]", "suite.scale=0.002", "suite.repeats=1",
+        "suite.dtype=float32",
+    )  # fmt: skip
     assert {r["op"] for r in rows} == {"splat", "warp", "temporal_attention"} and all(r["microseconds"] > 0 for r in rows)
 
 
@@ -119,3 +126,10 @@ def test_control_measures_adherence_on_the_procedural_cases(tmp_path) -> None:
     assert all(len(r["epe_per_frame_px"]) == 8 and r["temporal_error"] >= 0 for r in rows)
     assert "warp: trajectory end-point error" in table and "(goal ≤ 1 px)" in table and "ghost at most" in table
     assert (tmp_path / "run" / "adherence.png").is_file()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_kernels_without_a_gpu_skip_the_gpu_timings_at_once(tmp_path) -> None:
+    rows, table = bench(tmp_path, "suite=kernels")
+    assert [r["note"] for r in rows] == [kernels_suite.NO_GPU]
+    assert f"- {kernels_suite.NO_GPU}" in table

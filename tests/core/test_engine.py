@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from motionforge import (
     ConfigError,
     InputError,
     MotionHint,
+    OutputError,
     PluginError,
     Prepared,
     SamplerInput,
@@ -93,12 +95,24 @@ def test_a_missing_image_is_an_input_error(tmp_path) -> None:
 
 def test_a_failure_while_writing_leaves_nothing(tmp_path, monkeypatch) -> None:
     def broken_gif(*args, **kwargs):
-        raise OSError("disk full")
+        raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(io, "write_gif", broken_gif)
-    with pytest.raises(OSError, match="disk full"):
-        animate(compose_config([*SMALL, "output.dir=run"]))
-    assert not (tmp_path / "run").exists()
+    with pytest.raises(OutputError, match=r"could not write the outputs into run/deeper \(Input/output error\); nothing was"):
+        animate(compose_config([*SMALL, "output.dir=run/deeper"]))
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_disk_that_fills_up_is_one_sentence_and_leaves_nothing(tmp_path, monkeypatch) -> None:
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io, "write_png_frames", full_disk)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "older.txt").write_text("kept")
+    with pytest.raises(OutputError, match=r"no room was left while writing the outputs into .*run \(No space left on device\)"):
+        animate(compose_config([*SMALL, "output.dir=run", "output.frames=true"]))
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["older.txt"]
 
 
 # --- plugins that break the contract ------------------------------------------------------------

@@ -18,6 +18,7 @@ from motionforge import PluginError, animate, compose_config, hookimpl
 from motionforge.core import hookspecs
 from motionforge.core.registry import (
     DEFAULT_PLUGINS,
+    broken_plugins,
     LOAD_PLUGINS_ENV,
     get_registry,
     list_plugins,
@@ -62,7 +63,7 @@ def test_the_adapter_disappears_with_its_plugin(wiggle_plugin) -> None:
         pm.register(wiggle_plugin, name="undo-wiggle")
 
 
-def test_duplicate_names_fail_naming_both_plugins() -> None:
+def test_a_duplicate_name_skips_the_third_party_plugin_and_keeps_the_builtin(caplog) -> None:
     class Clash:
         __name__ = "Clash"
 
@@ -72,11 +73,17 @@ def test_duplicate_names_fail_naming_both_plugins() -> None:
 
     pm.register(Clash(), name="clashing-plugin")
     try:
-        with pytest.raises(PluginError, match="'trajectory' is registered twice.*motionforge.adapters.trajectory.*clashing-plugin"):
-            get_registry()
+        registry = get_registry()
+        assert registry.get("adapter", "trajectory").plugin == "motionforge.adapters.trajectory"
+        assert "already registered by plugin 'motionforge.adapters.trajectory'" in broken_plugins()["clashing-plugin"]
+        warnings = [r.getMessage() for r in caplog.records if "clashing-plugin" in r.getMessage()]
+        assert len(warnings) == 1 and warnings[0].startswith("skipped plugin 'clashing-plugin': its adapter 'trajectory'")
+        get_registry()
+        assert len([r for r in caplog.records if "clashing-plugin" in r.getMessage()]) == 1  # named once
     finally:
         pm.unregister(name="clashing-plugin")
     assert get_registry().get("adapter", "trajectory").plugin == "motionforge.adapters.trajectory"
+    assert "clashing-plugin" not in broken_plugins()
 
 
 @pytest.mark.parametrize(
@@ -87,20 +94,41 @@ def test_duplicate_names_fail_naming_both_plugins() -> None:
         (type("NoBuild", (), {"name": "nobuild", "Config": dataclass(type("C", (), {}))}), "lacks the method"),
     ],
 )
-def test_malformed_classes_are_refused_with_the_plugin_named(cls, message) -> None:
+def test_a_malformed_class_skips_its_plugin_and_the_rest_works(cls, message, caplog) -> None:
     class Broken:
         __name__ = "Broken"
 
         @hookimpl
         def register_adapters(self, register) -> None:
+            register(WiggleAdapter)
             register(cls)
 
     pm.register(Broken(), name="broken-plugin")
     try:
-        with pytest.raises(PluginError, match=message):
-            get_registry()
+        registry = get_registry()
+        assert "wiggle" not in registry.adapters and "trajectory" in registry.adapters  # all of the plugin, none of the rest
+        assert message in broken_plugins()["broken-plugin"]
+        assert any(r.getMessage().startswith("skipped plugin 'broken-plugin': ") for r in caplog.records)
+        row = next(r for r in list_plugins() if r["name"] == "broken-plugin")
+        assert row["adapters"] == [] and message in row["broken"]
     finally:
         pm.unregister(name="broken-plugin")
+
+
+def test_a_hook_that_raises_skips_its_plugin() -> None:
+    class Raising:
+        __name__ = "Raising"
+
+        @hookimpl
+        def register_samplers(self, register) -> None:
+            raise RuntimeError("no GPU library")
+
+    pm.register(Raising(), name="raising-plugin")
+    try:
+        assert "single" in get_registry().samplers
+        assert broken_plugins()["raising-plugin"] == "its register_samplers hook failed with RuntimeError: no GPU library"
+    finally:
+        pm.unregister(name="raising-plugin")
 
 
 # --- entry points ------------------------------------------------------------------------------
@@ -149,11 +177,14 @@ def test_load_plugins_env_naming_a_missing_distribution_is_an_error(installed_pl
         load_entry_points(_fresh_manager())
 
 
-def test_a_plugin_that_fails_to_import_is_named(installed_plugin, monkeypatch) -> None:
+def test_a_plugin_that_fails_to_import_is_named_once_and_skipped(installed_plugin, monkeypatch, caplog) -> None:
     (installed_plugin / "mf_wiggle.py").write_text("raise ImportError('missing dependency foo')\n")
     monkeypatch.setenv(LOAD_PLUGINS_ENV, "mf-wiggle")
-    with pytest.raises(PluginError, match="'wiggle' from mf-wiggle 0.3 failed to import.*missing dependency foo"):
-        load_entry_points(_fresh_manager())
+    assert load_entry_points(_fresh_manager()) == []
+    reason = broken_plugins()["wiggle"]
+    assert reason.startswith("importing it failed with ImportError: missing dependency foo; fix or uninstall it")
+    lines = [r.getMessage() for r in caplog.records if "wiggle" in r.getMessage()]
+    assert lines == [f"skipped plugin 'wiggle' (mf-wiggle 0.3): {reason}"]
 
 
 def test_an_installed_plugin_works_from_the_command_line(installed_plugin, tmp_path) -> None:

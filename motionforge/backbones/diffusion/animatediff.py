@@ -5,10 +5,9 @@ the prompts are encoded by its CLIP text encoder, with classifier-free guidance 
 The scheduler is the folder's own (PNDM in SD1.5's layout) or the one ``scheduler`` names, and the
 noise is drawn from the seed as AnimateDiffPipeline draws it, so with ``selective_noising=false``
 this is AnimateDiffPipeline; with it, frame 0 is the picture's clean latent at every step. An
-IP-Adapter (:mod:`motionforge.backbones.diffusion.ip_adapter`) may condition every frame on the picture's
-CLIP embedding. 16 trained frames (more with a warning), at most motion_max_seq_length per call.
-The zero-shot controls are :mod:`motionforge.backbones.diffusion.steering`'s, off or no-ops by default.
-``animatediff_tiny`` is the same code on a small random model built from config.
+IP-Adapter (:mod:`.ip_adapter`) may condition every frame on the picture's CLIP embedding. 16 trained
+frames (more with a warning), at most motion_max_seq_length per call. The zero-shot controls are
+:mod:`.steering`'s, off or no-ops by default; ``animatediff_tiny`` is this code on a small random model.
 """
 
 from __future__ import annotations
@@ -241,6 +240,7 @@ class AnimateDiffTinyBackbone(AnimateDiffBackbone):
     name = "animatediff_tiny"
     Config = AnimateDiffTinyConfig
     models_factory = staticmethod(tiny_models)
+    memory_per_pixel = 240  # bytes per frame-pixel at a run's peak (measured on a CPU in float32; see core/memory.py)
 
 
 @hookimpl

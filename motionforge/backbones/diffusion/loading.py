@@ -69,11 +69,13 @@ def local_file(value: str, key: str, what: str, example: str) -> Path:
 
 
 def refuse_hub_id(value: str, key: str, kind: str, target: str) -> None:
-    """Refuse a Hugging Face Hub id where a local path was expected (motionforge never downloads); nothing otherwise."""
-    if _HUB_ID.match(str(value)):
+    """Refuse a missing path that might be a Hugging Face Hub id (motionforge never downloads); nothing for a plain missing path."""
+    parent = Path(str(value)).expanduser().parent
+    if _HUB_ID.match(str(value)) and not parent.is_dir():
         raise ConfigError(
-            f"{key}={value} is not {kind} on this machine but looks like a Hugging Face Hub id; motionforge never "
-            f"downloads weights, so download it first (e.g. huggingface-cli download {value} --local-dir DIR) and pass {key}={target}"
+            f"{key}={value} is not {kind} on this machine (there is no {parent}/ folder here either); motionforge never "
+            f"downloads weights: if it is a Hugging Face Hub id, download it first (e.g. huggingface-cli download {value} "
+            f"--local-dir DIR) and pass {key}={target}"
         )
 
 

@@ -240,6 +240,7 @@ class SvdTinyBackbone(SvdBackbone):
     name = "svd_tiny"
     Config = SvdTinyConfig
     models_factory = staticmethod(tiny_models)
+    memory_per_pixel = 1100  # bytes per frame-pixel at a run's peak (measured on a CPU in float32; see core/memory.py)
 
 
 @hookimpl

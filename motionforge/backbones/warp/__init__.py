@@ -26,11 +26,15 @@ from motionforge.backbones.warp.inversion import LayerInverse
 from motionforge.backbones.warp.plate import FILLS, background_plate
 from motionforge.core.errors import ConfigError
 from motionforge.core.hookspecs import hookimpl
+from motionforge.core.memory import RunShape
 from motionforge.core.types import RenderRequest
 
 log = logging.getLogger(__name__)
 
 CANVASES = ("auto", "opencv", "torch")
+# Bytes per pixel of one frame while it is drawn: the plate, each layer's RGBA copy and alpha, the maps, the frame's
+# flows and the Newton grids (measured: peak RSS at 512×512 against frames).
+DRAWING_BYTES_PER_PIXEL = 96
 
 
 @dataclass
@@ -93,6 +97,10 @@ class WarpBackbone:
         if splatted:
             request.notes.append(f"warp: {splatted} layer frame(s) fold onto themselves and were splatted (faster motion in front)")
         return frames
+
+    def memory_estimate(self, config: WarpConfig, shape: RunShape) -> dict[str, int]:
+        """What render holds at its peak: the clip in uint8 and one frame's drawing buffers."""
+        return {"frames": 3 * shape.pixels, "drawing": DRAWING_BYTES_PER_PIXEL * shape.frame_pixels}
 
     @staticmethod
     def _map(inverse: LayerInverse, flow: torch.Tensor) -> Any:

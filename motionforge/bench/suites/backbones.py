@@ -13,8 +13,8 @@ from motionforge.bench.settings import BenchSettings
 from motionforge.core.registry import get_registry
 
 COLUMNS = [
-    "backbone", "sampler", "num_frames", "wall_s", "s_per_frame", "denoiser_calls", "frame_evaluations", "peak_rss_mb",
-    "peak_cuda_mb", "skipped",
+    "backbone", "sampler", "num_frames", "height", "width", "steps", "wall_s", "s_per_frame", "denoiser_calls",
+    "frame_evaluations", "peak_rss_mb", "peak_cuda_mb", "skipped",
 ]  # fmt: skip
 
 
@@ -34,13 +34,19 @@ def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
                     f"height={suite.height}", f"width={suite.width}", f"seed={settings.seed}", f"device={settings.device_name}",
                     "adapters=[]", *suite.overrides,
                 ]  # fmt: skip
-                rows.append(row(backbone, sampler, frames, animate_in_process(overrides)))
+                folder = settings.folder / "runs" / f"{backbone}-{sampler}-{frames}" if settings.folder else None
+                manifest = animate_in_process(overrides, folder)
+                rows.append(row(backbone, sampler, frames, manifest, int(suite.height), int(suite.width), int(suite.steps)))
     return rows
 
 
-def row(backbone: str, sampler: str, frames: int, manifest: dict[str, Any]) -> dict[str, Any]:
-    """One measurement from a run's manifest (or the reason it was skipped)."""
-    base: dict[str, Any] = {"backbone": backbone, "sampler": sampler, "num_frames": frames}
+def row(
+    backbone: str, sampler: str, frames: int, manifest: dict[str, Any], height: int, width: int, steps: int
+) -> dict[str, Any]:
+    """One measurement from a run's manifest (or why it was skipped), with the size and steps that tell sweep jobs apart."""
+    base: dict[str, Any] = {
+        "backbone": backbone, "sampler": sampler, "num_frames": frames, "height": height, "width": width, "steps": steps,
+    }  # fmt: skip
     if "skipped" in manifest:
         return {**base, "skipped": manifest["skipped"]}
     render = manifest["timings"]["render"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ from motionforge.bench.settings import BenchSettings
 from motionforge.core.errors import ConfigError
 
 COLUMNS = ["op", "case", "backend", "microseconds", "gb_per_s", "floor_fraction", "speedup", "note"]
+NO_GPU = "no CUDA device here: skipped the GPU timings (pass device=cpu to time the backends that run on a CPU)"
+
+log = logging.getLogger(__name__)
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
@@ -27,13 +31,17 @@ def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
     backends = list(suite.backends)
     if not backends or backends[0] != "reference":
         raise ConfigError(f"suite.backends={backends} must start with reference (the speed-ups are over it)")
+    if settings.device.type != "cuda" and settings.device_name == "auto":
+        log.warning("kernels: %s", NO_GPU)
+        return [{"op": "-", "case": "-", "backend": "-", "note": NO_GPU}]
     results = kernels.run_suite(settings.device, DTYPES[suite.dtype], backends, float(suite.scale), int(suite.repeats))
     return [asdict(result) for result in results]
 
 
 def summary(rows: list[dict[str, Any]]) -> list[str]:
-    """The best speed-up over the reference of each backend that ran."""
-    lines = []
+    """The best speed-up over the reference of each backend that ran (or why nothing ran)."""
+    lines = [r["note"] for r in rows if r["op"] == "-"]
+    rows = [r for r in rows if r["op"] != "-"]
     for backend in dict.fromkeys(r["backend"] for r in rows if r["backend"] != "reference"):
         speedups = [r["speedup"] for r in rows if r["backend"] == backend and r["speedup"]]
         if speedups:
@@ -42,7 +50,10 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def plots(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
-    """Microseconds per case, one bar per backend."""
+    """Microseconds per case, one bar per backend (none when nothing ran)."""
+    rows = [r for r in rows if r["op"] != "-"]
+    if not rows:
+        return []
     cases = list(dict.fromkeys(f"{r['op']}\n{r['case']}" for r in rows))
     bars: dict[str, list[float]] = {}
     for backend in dict.fromkeys(r["backend"] for r in rows):

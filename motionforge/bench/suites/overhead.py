@@ -29,7 +29,7 @@ from motionforge.core.config import check_run, compose_config
 from motionforge.core.engine import animate, make_context
 from motionforge.core.errors import ConfigError
 
-COLUMNS = ["backbone", "pair", "engine_s", "pipeline_s", "ratio", "max_diff_255"]
+COLUMNS = ["backbone", "num_frames", "height", "width", "steps", "pair", "engine_s", "pipeline_s", "ratio", "max_diff_255"]
 TARGET = 1.05
 BACKBONES = ("animatediff", "svd")
 
@@ -53,6 +53,10 @@ def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
                 rows.append(
                     {
                         "backbone": backbone,
+                        "num_frames": int(suite.num_frames[backbone]),
+                        "height": int(suite.height),
+                        "width": int(suite.width),
+                        "steps": int(suite.steps),
                         "pair": pair,
                         "engine_s": round(engine_s, 4),
                         "pipeline_s": round(pipeline_s, 4),

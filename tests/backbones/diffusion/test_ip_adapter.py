@@ -165,7 +165,7 @@ ERRORS = {
     "a Hub id": (
         lambda tmp, files: "h94/IP-Adapter",
         ConfigError,
-        r"looks like a Hugging Face Hub id; motionforge never downloads",
+        r"motionforge never downloads weights: if it is a Hugging Face Hub id, download it first",
     ),
     "a folder": (
         lambda tmp, files: str(files.parent),
@@ -252,5 +252,5 @@ def test_the_cli_says_it_in_one_line_and_exits_2(sd_folder, adapter_folder, tmp_
     error = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(error) == 1
     assert error[0].startswith(
-        "error: backbone.ip_adapter=h94/IP-Adapter is not a file on this machine but looks like a Hugging Face Hub id"
+        "error: backbone.ip_adapter=h94/IP-Adapter is not a file on this machine (there is no h94/ folder here either)"
     )

@@ -21,7 +21,9 @@ def test_an_unset_folder_says_what_to_pass_and_offers_the_tiny_model() -> None:
 
 def test_a_hub_id_is_never_downloaded(tmp_path) -> None:
     with pytest.raises(
-        ConfigError, match=r"looks like a Hugging Face Hub id; motionforge never downloads weights, so download it first"
+        ConfigError,
+        match=r"is not a folder on this machine \(there is no stabilityai/ folder here either\); motionforge never downloads "
+        r"weights: if it is a Hugging Face Hub id, download it first",
     ):
         loading.local_folder("stabilityai/stable-video-diffusion-img2vid", "backbone.pretrained", "an SVD checkpoint")
 
