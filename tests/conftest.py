@@ -12,6 +12,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # Triton kernels run on CPU tensors through Triton's interpreter; it must be on before any kernel is defined.
 os.environ["TRITON_INTERPRET"] = "1"
 
+import dataclasses  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Iterator  # noqa: E402
@@ -43,6 +44,12 @@ def textured_square_image(size: int = 128, square: int = 24, centre: tuple[int, 
     image[y0 : y0 + square, x0 : x0 + square, 1] = texture
     image[y0 : y0 + square, x0 : x0 + square, 2] = texture // 2
     return image
+
+
+def rastered(hint: MotionHint, context) -> MotionHint:
+    """A hint whose sparse samples (``points``) are also given as their flow map and mask, as a dense hint lays them out."""
+    flow, mask = hint.points.raster(context.height, context.width)
+    return dataclasses.replace(hint, flow=flow, mask=mask)
 
 
 def red_centroid(frame: np.ndarray) -> np.ndarray:

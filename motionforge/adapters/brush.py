@@ -140,6 +140,7 @@ class BrushAdapter:
 
     name = "brush"
     Config = BrushConfig
+    memory_per_pixel = 0  # its hint is one region, not a flow per frame
 
     def build(self, config: BrushConfig, context: MotionContext) -> MotionHint:
         """The brushed region at the working size, as a region hint [1, 1, H, W]."""

@@ -16,7 +16,7 @@ from einops import rearrange
 
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
-from motionforge.core.types import MotionContext, MotionHint
+from motionforge.core.types import MotionContext, MotionHint, SparsePoints
 from motionforge.motion.values import canvas_size, plain, read_numeric_npy
 from motionforge.core.places import user_path
 
@@ -231,24 +231,10 @@ def face_region(
     return torch.from_numpy(region).float()[None, None]  # [1, 1, H, W]
 
 
-def scatter_flow(
-    pixels: np.ndarray, displacement: np.ndarray, height: int, width: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sparse flow from displacements [N, F, 2] at pixels [N, 2] (x, y); → flow, mask.
-
-    Returns flow [F, 2, H, W] and mask [1, 1, H, W]; landmarks on one pixel are averaged.
-    """
-    num_frames = displacement.shape[1]
-    per_pixel = torch.zeros(height, width, num_frames, 2)  # [H, W, F, 2]
-    count = torch.zeros(height, width)  # [H, W] landmarks on each pixel
-    xs, ys = torch.from_numpy(pixels[:, 0]), torch.from_numpy(pixels[:, 1])  # [N], [N]
-    values = torch.from_numpy(displacement).float()  # [N, F, 2]
-    per_pixel.index_put_((ys, xs), values, accumulate=True)
-    count.index_put_((ys, xs), torch.ones(len(xs)), accumulate=True)
-    per_pixel = per_pixel / count.clamp(min=1)[..., None, None]
-    flow = rearrange(per_pixel, "h w f c -> f c h w").contiguous()  # [F, 2, H, W]
-    mask = (count > 0).float()[None, None]  # [1, 1, H, W]
-    return flow, mask
+def landmark_points(pixels: np.ndarray, displacement: np.ndarray) -> SparsePoints:
+    """The landmarks as sparse samples: at their pixels [N, 2] (x, y), moving by displacements [N, F, 2], each counting 1."""
+    flow = torch.from_numpy(displacement).float()  # [N, F, 2]
+    return SparsePoints(torch.from_numpy(pixels).float(), flow, torch.ones(flow.shape[:2]))
 
 
 def _check_config(config: LandmarkConfig) -> None:
@@ -277,6 +263,7 @@ class LandmarkAdapter:
 
     name = "landmark"
     Config = LandmarkConfig
+    memory_per_pixel = 0  # its hint is a few sparse samples, not a flow per frame
 
     def landmarks(
         self, config: LandmarkConfig, context: MotionContext
@@ -328,7 +315,7 @@ class LandmarkAdapter:
                 int((~inside).sum()),
                 len(inside),
             )
-        flow, mask = scatter_flow(pixels[inside], displacement[inside], height, width)
+        points = landmark_points(pixels[inside], displacement[inside])  # landmarks on one pixel are averaged in fusion
         tracks = reference[inside, None] + displacement[inside]  # [K', F, 2]
         region, blend = None, 0.0
         if config.face_region:
@@ -336,8 +323,7 @@ class LandmarkAdapter:
             region = region.to(context.device)
             blend = config.face_blend * float((reference.max(axis=0) - reference.min(axis=0)).max())
         return MotionHint(
-            flow=flow.to(context.device),
-            mask=mask.to(context.device),
+            points=points,
             region=region,
             blend=blend,
             # on the CPU like the trajectory adapter's, so plan.tracks can concatenate them

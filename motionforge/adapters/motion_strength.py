@@ -23,6 +23,7 @@ class MotionStrengthAdapter:
 
     name = "motion_strength"
     Config = MotionStrengthConfig
+    memory_per_pixel = 0  # its hint is a number, not a flow per frame
 
     def build(self, config: MotionStrengthConfig, context: MotionContext) -> MotionHint:
         """A hint with no flow of its own: a target strength or a scale for the whole plan."""

@@ -9,11 +9,10 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-from einops import rearrange
 
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
-from motionforge.core.types import MotionContext, MotionHint
+from motionforge.core.types import MotionContext, MotionHint, SparsePoints
 from motionforge.motion.curves import resample_track
 from motionforge.motion.values import canvas_size, is_number, is_point, plain
 from motionforge.core.places import user_path
@@ -98,6 +97,7 @@ class TrajectoryAdapter:
 
     name = "trajectory"
     Config = TrajectoryConfig
+    memory_per_pixel = 0  # its hint is a few sparse samples, not a flow per frame
 
     def tracks(self, config: TrajectoryConfig) -> tuple[list[Track], tuple[float, float] | None]:
         """The tracks the config gives (inline or from its file) and the canvas size they refer to."""
@@ -140,19 +140,9 @@ class TrajectoryAdapter:
             log.warning("trajectory: dropped track(s) %s, which start outside the working frame", dropped)
         paths_arr, start = paths_arr[inside], start[inside]
         displacement = torch.from_numpy(paths_arr - paths_arr[:, :1]).float()  # [N, F, 2]
-        per_pixel = torch.zeros(height, width, num_frames, 2)  # [H, W, F, 2]
-        count = torch.zeros(height, width)  # [H, W] tracks starting at each pixel
-        xs, ys = torch.from_numpy(start[:, 0]), torch.from_numpy(start[:, 1])
-        per_pixel.index_put_((ys, xs), displacement, accumulate=True)
-        count.index_put_((ys, xs), torch.ones(len(xs)), accumulate=True)
-        per_pixel = per_pixel / count.clamp(min=1)[..., None, None]  # tracks sharing a start pixel are averaged
-        flow = rearrange(per_pixel, "h w f c -> f c h w").contiguous()  # [F, 2, H, W]
-        mask = (count > 0).float()[None, None]  # [1, 1, H, W]
-        return MotionHint(
-            flow=flow.to(context.device),
-            mask=mask.to(context.device),
-            tracks=torch.from_numpy(paths_arr).float(),
-        )
+        # Each track is a sample at its start pixel; tracks sharing a pixel are averaged when the plan merges samples.
+        points = SparsePoints(torch.from_numpy(start).float(), displacement, torch.ones(displacement.shape[:2]))
+        return MotionHint(points=points, tracks=torch.from_numpy(paths_arr).float())
 
 
 def _apply_strength(tracks: list[Track], strength: Any) -> list[Track]:

@@ -365,6 +365,22 @@ def _finite(key: str, value: Any, hint: str) -> float:
     return float(value)
 
 
+# The largest side, in pixels, that libx264 encodes.
+MP4_MAX_SIDE = 16384
+
+
+def check_outputs_fit(cfg: DictConfig, width: int, height: int) -> None:
+    """Refuse a working size the run's MP4 outputs cannot hold, in one sentence."""
+    if not (cfg.output.save and (cfg.output.mp4 or cfg.output.flow)):
+        return
+    for key, value in (("height", height), ("width", width)):
+        if value > MP4_MAX_SIDE:
+            raise ConfigError(
+                f"{key}={value} is more than the {MP4_MAX_SIDE} pixels a side an H.264 MP4 can hold; give a smaller {key}, "
+                "or write no MP4 (output.mp4=false output.flow=false)"
+            )
+
+
 def check_run(cfg: DictConfig) -> RunSettings:
     """Check the run parameters of a composed config and return them typed."""
     if cfg.num_frames < 2:

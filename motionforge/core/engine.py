@@ -26,6 +26,7 @@ from motionforge import io
 from motionforge.core import places, runfolders
 from motionforge.core.config import (
     RunSettings,
+    check_outputs_fit,
     check_plugin_keys,
     check_run,
     compose_config,
@@ -34,7 +35,15 @@ from motionforge.core.config import (
 )
 from motionforge.core.errors import PluginError, ResourceError
 from motionforge.core.faults import blamed, memory_message
-from motionforge.core.memory import MemoryEstimate, RunShape, backbone_memory, check_memory, estimate_run, out_of_memory
+from motionforge.core.memory import (
+    MemoryEstimate,
+    RunShape,
+    backbone_memory,
+    check_memory,
+    estimate_run,
+    hint_memory,
+    out_of_memory,
+)
 from motionforge.core.places import user_path
 from motionforge.core.registry import (
     DEFAULT_PLUGINS,
@@ -52,6 +61,7 @@ from motionforge.core.types import (
     Prepared,
     RenderingBackbone,
     RenderRequest,
+    SparsePoints,
     StepCallback,
     Video,
 )
@@ -115,7 +125,16 @@ def estimate_memory(registry: Registry, cfg: DictConfig, shape: RunShape) -> Mem
     config = typed_config("backbone", entry.name, config_node("backbone", entry.cls), cfg.backbone)
     with blamed([entry]):
         parts = backbone_memory(entry.cls(), config, shape, entry.name)
-    return estimate_run(shape, list(cfg.adapters), parts, flow_video=bool(cfg.output.save and cfg.output.flow))
+    hints = {name: hint_memory(registry.get("adapter", name).cls) for name in cfg.adapters}
+    return estimate_run(
+        shape,
+        hints,
+        parts,
+        flow_video=bool(cfg.output.save and cfg.output.flow),
+        gif=bool(cfg.output.save and cfg.output.gif),
+        whole_plan=bool(getattr(entry.cls, "reads_whole_plan", True)),
+        convert=not getattr(entry.cls, "draws_uint8", False),
+    )
 
 
 # A flow that moves pixels further than this many times the frame's longer side is refused as nonsense.
@@ -147,6 +166,27 @@ def _check_flow(what: str, flow: torch.Tensor, context: MotionContext, fix: str)
             )
 
 
+def _check_points(name: str, points: Any, context: MotionContext, fix: str) -> None:
+    """Refuse sparse samples of the wrong shape, off the frame, or not finite, in one sentence."""
+    if not isinstance(points, SparsePoints):
+        raise PluginError(f"adapter {name!r} returned points of type {type(points).__name__}, not SparsePoints")
+    count = len(points)
+    shapes = {"positions": (count, 2), "flow": (count, context.num_frames, 2), "weight": (count, context.num_frames)}
+    for part, shape in shapes.items():
+        value = getattr(points, part)
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise PluginError(f"adapter {name!r} returned points whose {part} has shape {got}; expected {list(shape)}")
+        _check_values(f"the points' {part} of adapter {name!r}", value, fix)
+    x, y = points.positions[:, 0], points.positions[:, 1]
+    if bool(((x < 0) | (x > context.width - 1) | (y < 0) | (y > context.height - 1)).any()):
+        raise PluginError(f"adapter {name!r} returned points off the {context.width}x{context.height} frame; {fix}")
+    _check_values(f"the points' weight of adapter {name!r}", points.weight, fix, 0.0, 1.0)
+    limit = MAX_DISPLACEMENT_SIDES * max(context.height, context.width)
+    if count and float(points.flow.abs().amax()) > limit:
+        raise PluginError(f"adapter {name!r} moves points by more than {MAX_DISPLACEMENT_SIDES:g} times the frame; {fix}")
+
+
 def check_hint(name: str, hint: Any, context: MotionContext, plugin: str | None = None) -> MotionHint:
     """Check that an adapter returned a well-formed MotionHint for this context (finite, in range); ``plugin`` is its plugin."""
     if not isinstance(hint, MotionHint):
@@ -171,6 +211,8 @@ def check_hint(name: str, hint: Any, context: MotionContext, plugin: str | None 
         fix += f" (if they are sensible, {plugin_label(plugin)} has a bug)"
     if hint.flow is not None:
         _check_flow(f"the flow of adapter {name!r}", hint.flow, context, fix)
+    if hint.points is not None:
+        _check_points(name, hint.points, context, fix)
     for field_name in ("mask", "region"):
         value = getattr(hint, field_name)
         if value is not None:
@@ -186,13 +228,28 @@ def check_plan(plan: MotionPlan, context: MotionContext) -> None:
     """Check the fused plan: a finite flow within reach, a region in [0, 1]; warn when the controls give no motion at all."""
     sources = ", ".join(plan.sources) or "none"
     fix = f"check the values of the controls (adapters: {sources}), e.g. a huge zoom, scale or strength"
-    _check_flow("the fused motion plan", plan.flow, context, fix)
+    furthest, bad, total = 0.0, 0, 0
+    for layer in plan.layers:  # a few frames at a time: a long clip's flow is never held whole here
+        for _, chunk in layer.field.chunks():
+            finite = torch.isfinite(chunk)
+            bad, total = bad + int((~finite).sum()), total + chunk.numel()
+            if chunk.numel() and bool(finite.all()):
+                furthest = max(furthest, float(magnitude(chunk).amax()))
+    if bad:
+        raise PluginError(f"the fused motion plan has {bad} NaN or infinite value{'s' if bad > 1 else ''} of {total}; {fix}")
+    limit = MAX_DISPLACEMENT_SIDES * max(context.height, context.width)
+    if furthest > limit:
+        raise PluginError(
+            f"the fused motion plan moves pixels by up to {furthest:.3g} px, more than {MAX_DISPLACEMENT_SIDES:g} times the "
+            f"{max(context.height, context.width)}-pixel frame; {fix}"
+        )
+    plan.stats["max_displacement"] = round(furthest, 4)
     if plan.region is not None:
         _check_values("the plan's region", plan.region, fix, 0.0, 1.0)
     if plan.strength is not None and not math.isfinite(plan.strength):
         raise PluginError(f"the plan's motion strength is {plan.strength}; {fix}")
     free = plan.free is not None and bool((plan.free >= 0.5).any())
-    if plan.sources and not free and plan.flow.numel() and float(magnitude(plan.flow).amax()) == 0.0:
+    if plan.sources and not free and furthest == 0.0:
         log.warning(
             "the controls (%s) give no motion: the clip will be still; check their values (and motion.threshold=%s)",
             sources,
@@ -339,7 +396,7 @@ def write_outputs(video: Video, cfg: DictConfig, run_dir: Path, timings: dict[st
                 if output.frames:
                     io.write_png_frames(target("frames"), frames)
                 if output.flow and plan is not None:
-                    io.write_mp4(target("flow.mp4"), io.flow_video(plan.flow), video.fps, crf=output.crf)
+                    io.write_flow_mp4(target("flow.mp4"), plan.field, video.fps, crf=output.crf)
                 if video.previews:
                     folder = target("previews")
                     for name, strip in sorted(video.previews.items()):
@@ -414,6 +471,7 @@ def _animate(
             width, height = loaded[2]
             estimate = estimate_memory(registry, cfg, RunShape(settings.num_frames, height, width, settings.device))
             check_memory(estimate, bool(cfg.memory.insist))  # before the picture is fitted: that is the first large allocation
+            check_outputs_fit(cfg, width, height)
         try:
             with _timed(timings, "image"):
                 context, image_label = make_context(settings, loaded)
@@ -453,7 +511,7 @@ def _animate(
             "motion_strength": plan.stats.get("motion_strength"),
             "contributions": plan.stats.get("contributions"),
             "free_pixels": None if plan.free is None else int((plan.free >= 0.5).sum()),
-            "max_displacement": round(float(magnitude(plan.flow).amax()) if plan.flow.numel() else 0.0, 4),
+            "max_displacement": plan.stats.get("max_displacement"),
             "tracks": 0 if plan.tracks is None else int(plan.tracks.shape[0]),
         },
         "timings": timings,

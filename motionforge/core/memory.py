@@ -10,8 +10,13 @@ backbone says what it holds through an optional method or field:
 - ``memory_per_pixel``: a class attribute, bytes per frame-pixel at that peak.
 
 A backbone with neither is assumed to hold its frames twice (and, with a sampler, the latents).
-The estimate is compared with the free memory of the run's device (and of the host, for what always
-lives there); ``memory.insist=true`` runs anyway.
+Two more attributes say how it uses the run: ``reads_whole_plan`` (True unless set: it reads
+``plan.flow``, the whole clip's flow, rather than the plan's field a few frames at a time) and
+``draws_uint8`` (False unless set: its frames are float and are converted to uint8 after). An
+adapter's hint is assumed to hold a dense flow (``HINT_BYTES_PER_PIXEL``) unless its class sets
+``memory_per_pixel`` (0 for hints of a few sparse samples). The estimate is compared with the free
+memory of the run's device (and of the host, for what always lives there); ``memory.insist=true``
+runs anyway.
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ from motionforge.core.errors import PluginError, ResourceError
 FLOAT_BYTES = 4
 # Bytes per frame-pixel of an adapter's hint: its flow (2 floats), a mask, and what building it leaves behind.
 HINT_BYTES_PER_PIXEL = 16
-# Bytes per frame-pixel of the colour-wheel flow video written beside the clip: a float copy, the magnitudes, uint8.
+# Bytes per frame-pixel of the colour-wheel flow video written beside the clip: a float copy, the magnitudes, uint8;
+# it is written a chunk of frames at a time.
 FLOW_VIDEO_BYTES_PER_PIXEL = 15
+# Bytes per frame-pixel of the GIF while it is written: each frame in the palette's 8 bits.
+GIF_BYTES_PER_PIXEL = 1
 # The latents of a diffusion run, per frame-pixel, for backbones that say nothing: 4 channels at 1/8 size, 8 copies.
 LATENT_BYTES_PER_PIXEL = 4 * FLOAT_BYTES * 8 / 64
 
@@ -140,21 +148,44 @@ def backbone_memory(backbone: Any, config: Any, shape: RunShape, name: str) -> d
     return {f"{name}: decoded frames": frames, f"{name}: latents": int(LATENT_BYTES_PER_PIXEL * shape.pixels)}
 
 
-def estimate_run(shape: RunShape, adapters: Iterable[str], backbone: dict[str, int], flow_video: bool) -> MemoryEstimate:
-    """What a run of this shape adds at its peak: the hints and the plan throughout, and the largest of its stages."""
+def estimate_run(
+    shape: RunShape,
+    hints: dict[str, float],
+    backbone: dict[str, int],
+    *,
+    flow_video: bool,
+    gif: bool = False,
+    whole_plan: bool = True,
+    convert: bool = True,
+) -> MemoryEstimate:
+    """What a run of this shape adds at its peak: the hints (bytes per frame-pixel by adapter) and the plan throughout, and
+    the largest of its stages; ``whole_plan`` when the backbone reads the plan's whole flow, ``convert`` when its frames
+    are float."""
+    from motionforge.core.flowfield import CHUNK_FRAMES
+
     pixels = shape.pixels
-    held = {f"hint of {name}": HINT_BYTES_PER_PIXEL * pixels for name in adapters}
-    held["the plan's flow"] = 2 * FLOAT_BYTES * pixels
+    held = {f"hint of {name}": int(per_pixel * pixels) for name, per_pixel in hints.items() if per_pixel}
+    if whole_plan:
+        held["the plan's flow"] = 2 * FLOAT_BYTES * pixels
     frames_float = 3 * FLOAT_BYTES * pixels
-    stages = {
-        "render": dict(backbone),
-        "convert": {"frames (float)": frames_float, "frames (scaled copy)": frames_float},
-    }
-    host_stages = {
-        "convert": {"frames (uint8)": 3 * pixels},
-        "write": {"frames (uint8)": 3 * pixels, **({"flow video": FLOW_VIDEO_BYTES_PER_PIXEL * pixels} if flow_video else {})},
+    stages = {"render": dict(backbone)}
+    host_stages: dict[str, dict[str, int]] = {}
+    if convert:
+        stages["convert"] = {"frames (float)": frames_float, "frames (scaled copy)": frames_float}
+        host_stages["convert"] = {"frames (uint8)": 3 * pixels}
+    chunk = min(shape.num_frames, CHUNK_FRAMES) * shape.frame_pixels
+    host_stages["write"] = {
+        "frames (uint8)": 3 * pixels,
+        **({"GIF": GIF_BYTES_PER_PIXEL * pixels} if gif else {}),
+        **({"flow video": FLOW_VIDEO_BYTES_PER_PIXEL * chunk} if flow_video else {}),
     }
     return MemoryEstimate(shape, held, stages, host_stages)
+
+
+def hint_memory(adapter: Any) -> float:
+    """Bytes per frame-pixel an adapter's hint holds: its class's ``memory_per_pixel``, or a dense flow's."""
+    per_pixel = getattr(adapter, "memory_per_pixel", HINT_BYTES_PER_PIXEL)
+    return float(per_pixel) if isinstance(per_pixel, (int, float)) and math.isfinite(per_pixel) and per_pixel >= 0 else HINT_BYTES_PER_PIXEL
 
 
 # --------------------------------------------------------------------------------------------

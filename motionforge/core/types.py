@@ -13,6 +13,8 @@ from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from motionforge.core.flowfield import FlowField
+
 
 @dataclass(frozen=True)
 class MotionContext:
@@ -44,6 +46,53 @@ class MotionContext:
 
 
 @dataclass
+class SparsePoints:
+    """Sparse motion samples: where they sit, their flow per frame, and how much each counts per frame."""
+
+    positions: torch.Tensor  # [N, 2] (x, y) working pixels
+    flow: torch.Tensor  # [N, F, 2] f_{0→i} of each sample
+    weight: torch.Tensor  # [N, F]
+
+    def __len__(self) -> int:
+        """Number of samples."""
+        return int(self.positions.shape[0])
+
+    def select(self, keep: torch.Tensor) -> SparsePoints:
+        """The samples a boolean [N] selects."""
+        return SparsePoints(self.positions[keep], self.flow[keep], self.weight[keep])
+
+    def to(self, device: torch.device) -> SparsePoints:
+        """The samples on a device."""
+        return SparsePoints(self.positions.to(device), self.flow.to(device), self.weight.to(device))
+
+    def raster(self, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The samples as a sparse flow map at their pixels (rounded), samples on one pixel averaged: flow [F, 2, H, W], mask [1, 1, H, W].
+
+        The layout a dense MotionHint gives (``flow`` with ``mask``), and the input of learned
+        densifiers that read a map of sparse motion.
+        """
+        num_frames = self.flow.shape[1]
+        xs, ys = self.positions.round().long().unbind(dim=1)  # [N] each
+        index = ys * width + xs  # [N] flat pixel
+        summed = torch.zeros(height * width, num_frames, 2, dtype=self.flow.dtype, device=self.flow.device)
+        summed.index_add_(0, index, self.flow)  # [H*W, F, 2]
+        count = torch.zeros(height * width, dtype=self.flow.dtype, device=self.flow.device).index_add_(
+            0, index, torch.ones_like(index, dtype=self.flow.dtype)
+        )  # [H*W]
+        flow = (summed / count.clamp(min=1)[:, None, None]).permute(1, 2, 0).reshape(num_frames, 2, height, width)
+        return flow.contiguous(), (count > 0).to(self.flow.dtype).view(1, 1, height, width)
+
+    @staticmethod
+    def cat(parts: list[SparsePoints]) -> SparsePoints:
+        """Concatenate several sets of samples."""
+        return SparsePoints(
+            torch.cat([p.positions for p in parts]),
+            torch.cat([p.flow for p in parts]),
+            torch.cat([p.weight for p in parts]),
+        )
+
+
+@dataclass
 class MotionHint:
     """What one adapter says about the motion; any field may be None and the adapter fills what it knows.
 
@@ -62,6 +111,9 @@ class MotionHint:
     - ``blend``: pixels over which the region's motion blends into the motion around it, for a
       region that is part of a larger surface (a face, which hair and neck follow); 0 (the default)
       makes the region a cut-out that moves over what surrounds it (a brushed object).
+    - ``points``: a sparse hint's samples given directly (:class:`SparsePoints`, positions in
+      working pixels), instead of ``flow`` and ``mask``: what the built-in trajectories and
+      landmarks give, since a dense [F, 2, H, W] for a few points wastes memory on long clips.
 
     How hints combine is documented in :func:`motionforge.motion.fuse.fuse`.
     """
@@ -75,26 +127,32 @@ class MotionHint:
     scale: float | None = None
     camera: bool = False
     blend: float = 0.0
+    points: SparsePoints | None = None
 
     @property
     def is_sparse(self) -> bool:
-        """True when the flow is given only where ``mask`` is set (it needs densifying)."""
-        return self.flow is not None and self.mask is not None
+        """True when the hint gives samples to densify: ``points``, or a flow only where ``mask`` is set."""
+        return self.points is not None or (self.flow is not None and self.mask is not None)
 
 
 @dataclass
 class MotionLayer:
     """A part of the picture that moves as one: how much of each frame-0 pixel it holds, and its own smooth flow.
 
-    ``flow`` is defined over the whole frame (it is not cut at the layer's edge), so a backbone can
+    ``field`` is defined over the whole frame (it is not cut at the layer's edge), so a backbone can
     move the layer's content, edge included, without stretching it; ``alpha`` is 1 on the layer's
     pixels and fades to 0 just outside them. The background layer has ``alpha`` None: it holds
     every pixel that no layer in front of it covers.
     """
 
     name: str  # "background", "region 1", "region 2", …
-    flow: torch.Tensor  # [F, 2, H, W] f_{0→i} of this layer's content
+    field: FlowField  # f_{0→i} of this layer's content, [F, 2, H, W], read a few frames at a time
     alpha: torch.Tensor | None = None  # [1, 1, H, W] in [0, 1] at frame 0; None for the background
+
+    @property
+    def flow(self) -> torch.Tensor:
+        """The layer's flow for the whole clip as one tensor [F, 2, H, W] (computed on each read)."""
+        return self.field.tensor()
 
     @property
     def core(self) -> torch.Tensor | None:
@@ -102,10 +160,34 @@ class MotionLayer:
         return None if self.alpha is None else self.alpha >= 1.0
 
 
-@dataclass
+class _Materialised:
+    """``MotionPlan.flow``: given as a tensor or a FlowField, and a tensor from the first time it is read."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        """Keep the value under a private name."""
+        self.slot = "_" + name
+
+    def __get__(self, plan: Any, owner: type | None = None) -> torch.Tensor:
+        """The flow tensor [F, 2, H, W], computed from the plan's field once."""
+        if plan is None:
+            raise AttributeError("flow")  # a required field: no default
+        value = plan.__dict__[self.slot]
+        if isinstance(value, FlowField):
+            value = plan.__dict__[self.slot] = value.tensor()
+        return value
+
+    def __set__(self, plan: Any, value: torch.Tensor | FlowField) -> None:
+        """Store a tensor or a field as given."""
+        plan.__dict__[self.slot] = value
+
+
+@dataclass(repr=False)
 class MotionPlan:
     """The fused motion a backbone sees: a dense flow for every frame, the allowed region and strength.
 
+    ``flow`` [F, 2, H, W] is the plan's flow f_{0→i}; ``field`` the same as a :class:`FlowField`,
+    read a few frames at a time (a plan from fusion holds only the field, and makes ``flow`` the
+    first time it is read: on long clips, code that draws frame by frame reads ``field``).
     ``hints`` keeps every adapter's hint by adapter name (learned backbones use the sparse ones);
     ``sources`` lists the adapters that contributed, in the order they ran. ``free`` marks the part
     of the region where no control gives motion: "animate freely here" for diffusion backbones.
@@ -115,7 +197,7 @@ class MotionPlan:
     contribution (mean displacement, pixels covered).
     """
 
-    flow: torch.Tensor  # [F, 2, H, W]
+    flow: torch.Tensor = _Materialised()  # [F, 2, H, W]
     region: torch.Tensor | None = None  # [1, 1, H, W]
     strength: float | None = None
     hints: dict[str, MotionHint] = field(default_factory=dict)
@@ -127,18 +209,28 @@ class MotionPlan:
     def __post_init__(self) -> None:
         """A plan built from a flow alone has one layer: the whole picture moving with that flow."""
         if not self.layers:
-            self.layers = [MotionLayer("background", self.flow)]
+            self.layers = [MotionLayer("background", self.field)]
+
+    @property
+    def field(self) -> FlowField:
+        """The plan's flow as a field, read a few frames at a time."""
+        value = self.__dict__["_flow"]
+        return value if isinstance(value, FlowField) else FlowField.of(value)
 
     @property
     def num_frames(self) -> int:
         """Number of frames the plan covers."""
-        return int(self.flow.shape[0])
+        return self.field.num_frames
 
     @property
     def tracks(self) -> torch.Tensor | None:
         """All sparse tracks of all hints, [N, F, 2] in working pixels, or None when there are none."""
         found = [h.tracks for h in self.hints.values() if h.tracks is not None and len(h.tracks)]
         return torch.cat(found) if found else None
+
+    def __repr__(self) -> str:
+        """A short description (the flow is not computed for it)."""
+        return f"MotionPlan({self.field!r}, layers={[layer.name for layer in self.layers]}, sources={self.sources})"
 
 
 @dataclass

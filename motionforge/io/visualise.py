@@ -71,9 +71,15 @@ def flow_video(flows: np.ndarray | torch.Tensor) -> np.ndarray:
     if flows.ndim != 4 or flows.shape[1] != 2:
         raise ValueError(f"flows must be [F, 2, H, W], got {list(flows.shape)}")
     peak = float(np.hypot(flows[:, 0], flows[:, 1]).max()) if flows.size else 0.0
+    return flow_frames(flows, peak)
+
+
+def flow_frames(flows: np.ndarray | torch.Tensor, peak: float) -> np.ndarray:
+    """Colour some frames of flows [n, 2, H, W] on a given scale (``peak``: the magnitude of full colour); uint8 [n, H, W, 3]."""
+    flows = _as_float_array(flows)
     if peak == 0.0:
         return np.full((flows.shape[0], flows.shape[2], flows.shape[3], 3), 255, dtype=np.uint8)
-    return np.stack([flow_to_color(flow, max_magnitude=peak) for flow in flows])  # [F, H, W, 3]
+    return np.stack([flow_to_color(flow, max_magnitude=peak) for flow in flows])  # [n, H, W, 3]
 
 
 def _as_float_array(values: np.ndarray | torch.Tensor) -> np.ndarray:

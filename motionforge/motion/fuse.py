@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from motionforge.core.errors import ConfigError
-from motionforge.core.types import MotionContext, MotionHint, MotionLayer, MotionPlan
+from motionforge.core.flowfield import CHUNK_FRAMES, FlowField
+from motionforge.core.types import MotionContext, MotionHint, MotionLayer, MotionPlan, SparsePoints
 
 log = logging.getLogger(__name__)
 
@@ -39,34 +40,10 @@ class DensifySettings:
         return float(self.sigma) if self.sigma is not None else SIGMA_PER_SIDE * max(height, width)
 
 
-@dataclass
-class SparsePoints:
-    """Sparse motion samples: where they sit, their flow per frame, and how much each counts per frame."""
-
-    positions: torch.Tensor  # [N, 2] (x, y) pixels
-    flow: torch.Tensor  # [N, F, 2]
-    weight: torch.Tensor  # [N, F]
-
-    def __len__(self) -> int:
-        """Number of samples."""
-        return int(self.positions.shape[0])
-
-    def select(self, keep: torch.Tensor) -> SparsePoints:
-        """The samples a boolean [N] selects."""
-        return SparsePoints(self.positions[keep], self.flow[keep], self.weight[keep])
-
-    @staticmethod
-    def cat(parts: list[SparsePoints]) -> SparsePoints:
-        """Concatenate several sets of samples."""
-        return SparsePoints(
-            torch.cat([p.positions for p in parts]),
-            torch.cat([p.flow for p in parts]),
-            torch.cat([p.weight for p in parts]),
-        )
-
-
 def sparse_points(hint: MotionHint) -> SparsePoints:
-    """The samples of a sparse hint: every pixel its mask marks, with the mask value as each sample's weight."""
+    """The samples of a sparse hint: its ``points``, or every pixel its mask marks, with the mask value as each sample's weight."""
+    if hint.points is not None:
+        return hint.points
     flow, mask = hint.flow, hint.mask  # [F, 2, H, W], [F or 1, 1, H, W]
     num_frames = flow.shape[0]
     where = mask.amax(dim=0)[0] > 0  # [H, W]
@@ -127,7 +104,12 @@ def _kernel_chunks(
 
 
 def densify_gaussian(points: SparsePoints, height: int, width: int, settings: DensifySettings) -> torch.Tensor:
-    """Dense flow [F, 2, H, W] from sparse samples by Gaussian-weighted interpolation (eqs. 6–7).
+    """Dense flow [F, 2, H, W] from sparse samples by Gaussian-weighted interpolation (eqs. 6–7): :func:`gaussian_field`'s, whole."""
+    return gaussian_field(points, height, width, settings).tensor()
+
+
+def gaussian_field(points: SparsePoints, height: int, width: int, settings: DensifySettings) -> FlowField:
+    """The flow of sparse samples by Gaussian-weighted interpolation (eqs. 6–7), as a field read a few frames at a time.
 
     f(x_j) = Σ_i exp(-(D_ij/σ)²) f_s(x_i), zero where the total weight Σ_i exp(-(D_ij/σ)²) is below
     R/2 and fading in up to R (:func:`threshold_fade`; the paper cuts at R); with ``normalize`` the
@@ -135,7 +117,7 @@ def densify_gaussian(points: SparsePoints, height: int, width: int, settings: De
     literal sum otherwise). A sample's per-frame weight (its mask value) scales its term and its
     share of the total weight.
     """
-    return _densify(points, height, width, settings, partition=False)
+    return _field(points, height, width, settings, partition=False)
 
 
 def threshold_fade(total: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -151,14 +133,47 @@ def threshold_fade(total: torch.Tensor, threshold: float) -> torch.Tensor:
 
 
 def densify_partition(points: SparsePoints, height: int, width: int, settings: DensifySettings) -> torch.Tensor:
-    """Dense flow [F, 2, H, W] that moves a region as one: the Gaussian-weighted mean of its samples at every pixel.
+    """Dense flow [F, 2, H, W] that moves a region as one: :func:`partition_field`'s, whole."""
+    return partition_field(points, height, width, settings).tensor()
+
+
+def partition_field(points: SparsePoints, height: int, width: int, settings: DensifySettings) -> FlowField:
+    """The flow that moves a region as one, the Gaussian-weighted mean of its samples at every pixel, as a field.
 
     f(x_j) = Σ_i k_ij m_i f_i / Σ_i k_ij m_i with k_ij = exp(-(D_ij/σ)²) and m_i a sample's weight
     in that frame (Shepard's interpolation with eq. 6's kernel): the weights sum to one everywhere,
     so one track translates the whole region rigidly and several blend by distance; there is no
     threshold, since a region moves wherever it is. Frames where no sample counts have no motion.
     """
-    return _densify(points, height, width, settings, partition=True)
+    return _field(points, height, width, settings, partition=True)
+
+
+def _field(points: SparsePoints, height: int, width: int, settings: DensifySettings, *, partition: bool) -> FlowField:
+    """Either densifier's flow as a field: each sample's spatial share of each pixel, times its motion.
+
+    The shares do not depend on the frame when every sample counts the same in every frame, so
+    they are computed once ([N, H, W]) and a frame costs one small matrix product; with weights
+    that change from frame to frame, or more samples than twice the frames, the flow is computed
+    whole ([F, 2, H, W]), which is then the smaller.
+    """
+    num_frames, device = points.flow.shape[1], points.flow.device
+    if len(points) == 0:
+        return FlowField([], num_frames, height, width, device)
+    constant = bool((points.weight == points.weight[:, :1]).all())
+    if not constant or len(points) > 2 * num_frames:
+        return FlowField.of(_densify(points, height, width, settings, partition=partition))
+    shares = torch.empty(len(points), height * width, device=device, dtype=points.flow.dtype)  # [N, H*W]
+    for pixels, kernel in _kernel_chunks(points, height, width, settings, relative=partition):
+        share = kernel * points.weight[:, 0]  # [P, N]
+        total = share.sum(dim=1, keepdim=True)  # [P, 1]
+        if partition:
+            share = torch.where(total > 0, share / total.clamp(min=1e-30), 0.0)
+        else:
+            if settings.normalize:
+                share = share / total.clamp(min=1.0)
+            share = share * threshold_fade(total, settings.threshold)
+        shares[:, pixels] = share.transpose(0, 1)
+    return FlowField.spread(shares.view(len(points), height, width), points.flow)
 
 
 def _densify(points: SparsePoints, height: int, width: int, settings: DensifySettings, *, partition: bool) -> torch.Tensor:
@@ -186,8 +201,12 @@ def coverage(points: SparsePoints, height: int, width: int, settings: DensifySet
     covered = torch.zeros(height * width, dtype=torch.bool, device=points.flow.device)  # [H*W]
     if len(points) == 0:
         return covered.view(height, width)
+    constant = bool((points.weight == points.weight[:, :1]).all())
+    weights = points.weight[:, :1] if constant else points.weight  # [N, F or 1]: every frame alike needs one
     for pixels, kernel in _kernel_chunks(points, height, width, settings):
-        covered[pixels] = (threshold_fade(kernel @ points.weight, settings.threshold) > 0).any(dim=1)
+        for start in range(0, weights.shape[1], CHUNK_FRAMES):  # [P, frames] at a time, never [P, F]
+            total = kernel @ weights[:, start : start + CHUNK_FRAMES]
+            covered[pixels] |= (threshold_fade(total, settings.threshold) > 0).any(dim=1)
     return covered.view(height, width)
 
 
@@ -225,15 +244,18 @@ def fade_alphas(groups: list[np.ndarray], soft: np.ndarray, widths: list[float],
 def _layer_depth(layer: MotionLayer) -> float:
     """How far a layer's own pixels move on average over the clip: the faster layer is the nearer one."""
     core = layer.core[0, 0]  # [H, W]
-    return float(magnitude(layer.flow)[:, core].mean()) if bool(core.any()) else 0.0
+    if not bool(core.any()):
+        return 0.0
+    total = sum(float(magnitude(chunk)[:, core].sum(dtype=torch.float64)) for _, chunk in layer.field.chunks())
+    return total / (layer.field.num_frames * int(core.sum()))
 
 
 def _build_layers(
     points: SparsePoints | None,
     region: torch.Tensor | None,
     blends: list[tuple[torch.Tensor, float]],
-    dense: torch.Tensor | None,
-    camera: torch.Tensor | None,
+    dense: FlowField,
+    camera: FlowField,
     context: MotionContext,
     settings: DensifySettings,
 ) -> tuple[list[MotionLayer], torch.Tensor | None]:
@@ -244,19 +266,17 @@ def _build_layers(
     background's flow (a face, with hair and neck following it).
     """
     height, width, device = context.height, context.width, context.device
-    zeros = torch.zeros(context.num_frames, 2, height, width, device=device)  # [F, 2, H, W]
-
+    still = FlowField([], context.num_frames, height, width, device)
     if region is None:
-        flow = densify_gaussian(points, height, width, settings).to(zeros) if points is not None else zeros
-        flow = flow + dense if dense is not None else flow
-        return [MotionLayer("background", flow + camera if camera is not None else flow)], None
+        flow = gaussian_field(points, height, width, settings) if points is not None else still
+        return [MotionLayer("background", flow + dense + camera)], None
     labels, count = region_parts(region)
     part_of = np.zeros(0, dtype=np.int64)  # [N] the part each sample starts in (0: outside)
     if points is not None:
         xs, ys = points.positions[:, 0].long().cpu().numpy(), points.positions[:, 1].long().cpu().numpy()
         part_of = labels[ys, xs]
     outside = points.select(torch.from_numpy(part_of == 0).to(points.flow.device)) if points is not None else None
-    background = densify_gaussian(outside, height, width, settings).to(zeros) if outside is not None else zeros
+    background = gaussian_field(outside, height, width, settings) if outside is not None else still
     blend_of = np.zeros(count + 1)  # [parts + 1] each part's blend width, 0 for a cut-out
     for mask, blend in blends:
         covered = np.unique(labels[(mask[0, 0] >= 0.5).cpu().numpy()])
@@ -271,29 +291,27 @@ def _build_layers(
     widths = [width if width > 0 else settings.feather for width in blend_widths]
     smooth = [width > 0 for width in blend_widths]
     alphas = fade_alphas(groups, region[0, 0].cpu().numpy(), widths, smooth) if groups else []
-    with_dense = (lambda flow: flow + dense) if dense is not None else (lambda flow: flow)
     layers = []
     for ids, alpha, blended in zip(parts, alphas, smooth):
         inside = points.select(torch.from_numpy(part_of == ids[0]).to(points.flow.device)) if ids[0] in driven else None
-        flow = with_dense(densify_partition(inside, height, width, settings).to(zeros) if inside is not None else zeros)
+        flow = (partition_field(inside, height, width, settings) if inside is not None else still) + dense
         alpha_tensor = torch.from_numpy(alpha)[None, None].to(device)  # [1, 1, H, W]
         if blended:  # part of the background's surface: it bends the background's flow, smoothly
-            background = torch.lerp(background, flow, alpha_tensor[0])
+            background = background.lerp(flow, alpha_tensor[0, 0])
         else:
-            layers.append(MotionLayer(f"region {len(layers) + 1}", flow + camera if camera is not None else flow, alpha_tensor))
+            layers.append(MotionLayer(f"region {len(layers) + 1}", flow + camera, alpha_tensor))
     front = sorted(layers, key=_layer_depth)  # stable: equal speeds keep the parts' order
     free = torch.zeros_like(region)
-    if resting and dense is None:
+    if resting and not dense.terms:
         free = region * torch.from_numpy(np.isin(labels, resting)).to(region)[None, None]
-    background = background + camera if camera is not None else background
-    return [MotionLayer("background", background), *front], free
+    return [MotionLayer("background", background + camera), *front], free
 
 
-def composite_flow(layers: list[MotionLayer]) -> torch.Tensor:
-    """The plan's one flow [F, 2, H, W] from its layers, back to front: each layer's flow where its alpha is 1, blended across its fade."""
-    flow = layers[0].flow
+def composite_field(layers: list[MotionLayer]) -> FlowField:
+    """The plan's one flow from its layers, back to front: each layer's flow where its alpha is 1, blended across its fade."""
+    flow = layers[0].field
     for layer in layers[1:]:
-        flow = torch.lerp(flow, layer.flow, layer.alpha[0])  # alpha [1, H, W] broadcasts over frames and x, y
+        flow = flow.lerp(layer.field, layer.alpha[0, 0])
     return flow
 
 
@@ -367,8 +385,10 @@ def fuse(hints: dict[str, MotionHint], context: MotionContext, settings: Densify
     ``settings.feather`` pixels outside its edge (or the region's own soft edge, if wider), and
     the faster layer is the nearer one. A part given by a hint with a ``blend`` (a face region) is
     no layer: its motion bends the background's flow, fading smoothly over that many pixels
-    around it, so its surroundings follow it with no seam. ``flow`` is the layers' composite. The parts of the region
-    with no sample and no dense hint are ``free``: "animate freely here" for backbones that can.
+    around it, so its surroundings follow it with no seam. ``flow`` is the layers' composite, held
+    as a :class:`~motionforge.core.flowfield.FlowField` (nothing of the clip's size is computed
+    here). The parts of the region with no sample and no dense hint are ``free``: "animate freely
+    here" for backbones that can.
     ``stats`` records M_s before and after step 5 and each hint's contribution.
     """
     ordered = sorted(hints.items())  # a fixed order: the sums do not depend on how adapters were listed
@@ -377,14 +397,16 @@ def fuse(hints: dict[str, MotionHint], context: MotionContext, settings: Densify
     region = torch.stack(regions).amax(dim=0) if regions else None  # [1, 1, H, W]
     sparse = {name: sparse_points(hint) for name, hint in ordered if hint.is_sparse}
     merged = merge_points([(points, hints[name].weight) for name, points in sparse.items()]) if sparse else None
-    fields = [(hint.camera, (hint.weight * hint.flow).to(like)) for _, hint in ordered if hint.flow is not None and hint.mask is None]
-    dense = _sum([field for camera, field in fields if not camera])
-    camera = _sum([field for camera, field in fields if camera])
+    merged = merged.to(like.device) if merged is not None else None
+    still = FlowField([], context.num_frames, context.height, context.width, context.device)
+    fields = [(hint.camera, FlowField.of(hint.flow.to(like)).scaled(hint.weight)) for _, hint in ordered if hint.flow is not None and hint.mask is None]
+    dense = sum((field for camera, field in fields if not camera), still)
+    camera = sum((field for camera, field in fields if camera), still)
     blends = [(hint.region.to(like), hint.blend) for _, hint in ordered if hint.region is not None and hint.blend > 0]
     layers, free = _build_layers(merged, region, blends, dense, camera, context, settings)
-    flow = composite_flow(layers)  # [F, 2, H, W]
+    flow = composite_field(layers)
 
-    before = motion_strength(flow)
+    before = flow.motion_strength()
     factor = 1.0
     for _, hint in ordered:
         if hint.scale is not None:
@@ -400,12 +422,12 @@ def fuse(hints: dict[str, MotionHint], context: MotionContext, settings: Densify
                 target,
             )
     if factor != 1.0:
-        layers = [dataclasses.replace(layer, flow=layer.flow * factor) for layer in layers]
-        flow = layers[0].flow if len(layers) == 1 else flow * factor
+        layers = [dataclasses.replace(layer, field=layer.field.scaled(factor)) for layer in layers]
+        flow = flow.scaled(factor)
     scaled = any(hint.scale is not None for hint in hints.values())
-    after = motion_strength(flow)
+    after = flow.motion_strength() if factor != 1.0 else before
     return MotionPlan(
-        flow=flow,
+        flow=layers[0].field if len(layers) == 1 else flow,
         region=region,
         strength=target if target is not None else (after if scaled else None),
         hints=dict(hints),
@@ -417,14 +439,6 @@ def fuse(hints: dict[str, MotionHint], context: MotionContext, settings: Densify
         },
         layers=layers,
     )
-
-
-def _sum(terms: list[torch.Tensor]) -> torch.Tensor | None:
-    """The sum of some tensors in their order, or None when there are none."""
-    total = None
-    for term in terms:
-        total = term if total is None else total + term
-    return total
 
 
 def resize_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -18,7 +18,7 @@ from motionforge.adapters.landmark import (
     fit_similarity,
 )
 from motionforge.cli import main
-from tests.conftest import red_centroid, textured_square_image
+from tests.conftest import rastered, red_centroid, textured_square_image
 
 # A small "face": 6 landmarks on a 20-pixel box around (32, 24), in input-image pixels.
 FACE = np.array([[22, 14], [42, 14], [42, 34], [22, 34], [32, 20], [32, 30]], float)
@@ -46,9 +46,10 @@ def moving(start: np.ndarray, shift, frames: int) -> np.ndarray:
 
 
 def build(tmp_path: Path, sequence, frames=5, ctx=None, name="seq.npy", **config):
-    """The hint of the landmark adapter for a sequence written to tmp_path."""
+    """The hint of the landmark adapter for a sequence written to tmp_path, with its samples also as a flow map and mask."""
     config = LandmarkConfig(file=save(tmp_path / name, sequence), **config)
-    return LandmarkAdapter().build(config, ctx or context(frames=frames))
+    ctx = ctx or context(frames=frames)
+    return rastered(LandmarkAdapter().build(config, ctx), ctx)
 
 
 def flow_at(hint, points: np.ndarray) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import rastered
 from motionforge import ConfigError, InputError, MotionContext
 from motionforge.adapters.trajectory import TrajectoryAdapter, TrajectoryConfig
 
@@ -20,7 +21,9 @@ def context(width=64, height=48, frames=5, source=None, box=None) -> MotionConte
 
 
 def build(frames=5, **config):
-    return TrajectoryAdapter().build(TrajectoryConfig(**config), context(frames=frames))
+    """The trajectory adapter's hint, with its samples also as a flow map and mask."""
+    ctx = context(frames=frames)
+    return rastered(TrajectoryAdapter().build(TrajectoryConfig(**config), ctx), ctx)
 
 
 def test_a_track_puts_its_displacements_at_its_start_pixel() -> None:

@@ -22,18 +22,25 @@ SMALL = ["num_frames=4", "height=64", "width=64", "progress=false"]
 
 
 def test_the_estimate_grows_with_frames_times_size() -> None:
-    small = estimate_run(RunShape(16, 64, 64), ["trajectory"], {"warp: frames": 24 * 16 * 64 * 64}, flow_video=True)
-    large = estimate_run(RunShape(64, 128, 128), ["trajectory"], {"warp: frames": 24 * 64 * 128 * 128}, flow_video=True)
+    small = estimate_run(RunShape(16, 64, 64), {"dense": 16}, {"b: frames": 24 * 16 * 64 * 64}, flow_video=True)
+    large = estimate_run(RunShape(64, 128, 128), {"dense": 16}, {"b: frames": 24 * 64 * 128 * 128}, flow_video=True)
     assert large.device_bytes() == 16 * small.device_bytes()
-    assert small.held == {"hint of trajectory": 16 * 16 * 64 * 64, "the plan's flow": 8 * 16 * 64 * 64}
+    assert small.held == {"hint of dense": 16 * 16 * 64 * 64, "the plan's flow": 8 * 16 * 64 * 64}
     assert small.peak_stage() == "convert" and small.host_bytes() == 0
+
+
+def test_a_preview_that_streams_holds_neither_the_plan_nor_float_frames() -> None:
+    shape = RunShape(256, 512, 512)
+    streaming = estimate_run(shape, {"trajectory": 0}, {"warp: frames": 3 * shape.pixels}, flow_video=True, whole_plan=False, convert=False)
+    assert streaming.held == {} and "convert" not in streaming.stages
+    assert streaming.host_stages["write"]["flow video"] == 15 * 8 * 512 * 512  # written 8 frames at a time
 
 
 def test_a_gpu_run_splits_device_and_host_memory() -> None:
     shape = RunShape(16, 64, 64, torch.device("cuda"))
-    estimate = estimate_run(shape, [], {"b: frames": 10 * shape.pixels}, flow_video=True)
+    estimate = estimate_run(shape, {}, {"b: frames": 10 * shape.pixels}, flow_video=True)
     assert estimate.device_bytes() == 8 * shape.pixels + 24 * shape.pixels  # the plan, and the conversion's two float copies
-    assert estimate.host_bytes() == (3 + 15) * shape.pixels  # uint8 frames and the flow video
+    assert estimate.host_bytes() == 3 * shape.pixels + 15 * 8 * shape.frame_pixels  # uint8 frames and 8 frames of flow video
 
 
 class Declares:
@@ -77,7 +84,7 @@ def test_a_malformed_estimate_is_the_plugins_fault() -> None:
 
 
 def test_a_run_that_cannot_fit_is_refused_in_one_sentence_naming_the_figures() -> None:
-    estimate = estimate_run(RunShape(16, 512, 512), ["trajectory"], {"warp: frames": 24 * 16 * 512 * 512}, flow_video=True)
+    estimate = estimate_run(RunShape(16, 512, 512), {"dense": 16}, {"b: frames": 24 * 16 * 512 * 512}, flow_video=True)
     with pytest.raises(ResourceError) as caught:
         check_memory(estimate, insist=False, free={"device": 100 * 2**20})
     message = str(caught.value)

@@ -302,9 +302,27 @@ def test_a_region_fades_its_motion_outside_its_edge_over_the_feather() -> None:
 
 def test_a_plan_without_regions_is_one_layer_whose_flow_is_the_plan() -> None:
     plan = fuse({"track": _sparse_hint(4, 4, 6.0)}, _context(), DensifySettings())
-    assert len(plan.layers) == 1 and plan.layers[0].flow is plan.flow and plan.layers[0].alpha is None
+    assert len(plan.layers) == 1 and plan.layers[0].field is plan.field and plan.layers[0].alpha is None
+    assert torch.equal(plan.layers[0].flow, plan.flow)
     scaled = fuse({"track": _sparse_hint(4, 4, 6.0), "strength": MotionHint(scale=0.5)}, _context(), DensifySettings())
-    assert scaled.layers[0].flow is scaled.flow and float(scaled.flow[-1, 0, 4, 4]) == pytest.approx(0.5 * float(plan.flow[-1, 0, 4, 4]))
+    assert scaled.layers[0].field is scaled.field and float(scaled.flow[-1, 0, 4, 4]) == pytest.approx(0.5 * float(plan.flow[-1, 0, 4, 4]))
+
+
+def test_a_plan_holds_its_flow_as_a_field_until_the_flow_is_read() -> None:
+    """Nothing of the clip's size is computed by fusion: tracks are kept as spatial shares times their motion."""
+    height, width, frames = 24, 32, 50
+    flow = torch.zeros(frames, 2, height, width)
+    flow[:, 0, 12, 16] = torch.linspace(0, 8, frames)
+    mask = torch.zeros(1, 1, height, width)
+    mask[0, 0, 12, 16] = 1
+    plan = fuse({"track": MotionHint(flow=flow, mask=mask)}, _context(frames, height, width), DensifySettings(sigma=10.0))
+    (term,) = plan.field.terms
+    assert term.weights.shape == (1, height, width) and term.motion.shape == (1, frames, 2) and term.dense is None
+    assert "_flow" in plan.__dict__ and not isinstance(plan.__dict__["_flow"], torch.Tensor)
+    torch.testing.assert_close(plan.field[7], plan.field.frames(7, 8)[0])
+    whole = plan.flow  # read once: computed and kept
+    assert isinstance(plan.__dict__["_flow"], torch.Tensor) and plan.flow is whole
+    torch.testing.assert_close(whole, densify_gaussian(sparse_points(MotionHint(flow=flow, mask=mask)), height, width, DensifySettings(sigma=10.0)))
 
 
 def test_two_different_strength_asks_are_refused() -> None:

@@ -25,6 +25,7 @@ from motionforge.backbones.warp.canvas import PADDINGS, OpenCVCanvas, TorchCanva
 from motionforge.backbones.warp.inversion import LayerInverse
 from motionforge.backbones.warp.plate import FILLS, background_plate
 from motionforge.core.errors import ConfigError
+from motionforge.core.flowfield import CHUNK_FRAMES
 from motionforge.core.hookspecs import hookimpl
 from motionforge.core.memory import RunShape
 from motionforge.core.types import RenderRequest
@@ -32,9 +33,11 @@ from motionforge.core.types import RenderRequest
 log = logging.getLogger(__name__)
 
 CANVASES = ("auto", "opencv", "torch")
-# Bytes per pixel of one frame while it is drawn: the plate, each layer's RGBA copy and alpha, the maps, the frame's
-# flows and the Newton grids (measured: peak RSS at 512×512 against frames).
-DRAWING_BYTES_PER_PIXEL = 96
+OPENCV_MAX_SIDE = 32767  # OpenCV's remap works on pictures of fewer pixels a side than this (its layers have a 1 px margin)
+# Bytes per pixel of one frame while it is drawn: a chunk of each layer's flow and what computing it takes (about three
+# copies of CHUNK_FRAMES frames of x, y floats), the plate, the layers' RGBA copies, the maps, the Newton grids
+# (measured: peak RSS at 256×256 and 512×512 against frames).
+DRAWING_BYTES_PER_PIXEL = 3 * CHUNK_FRAMES * 2 * 4 + 64
 
 
 @dataclass
@@ -44,7 +47,7 @@ class WarpConfig:
     padding: str = "reflect"  # what the picture's edge reveals: reflect (mirrored content) | border (the edge repeated) | zeros
     fill: str = "smooth"  # what a moving layer reveals: smooth (the background around it, blurred in) | inpaint (OpenCV's inpainting)
     occlusion: float = 0.5  # where a layer folds onto itself, weight exp(occlusion × |motion| px): faster in front
-    canvas: str = "auto"  # auto (opencv on a CPU, torch elsewhere) | opencv | torch (motionforge.kernels: the reference, Triton on CUDA)
+    canvas: str = "auto"  # auto (opencv on a CPU, torch elsewhere or past OpenCV's size) | opencv | torch (the kernels)
 
 
 def check(config: WarpConfig) -> None:
@@ -61,6 +64,8 @@ class WarpBackbone:
 
     name = "warp"
     Config = WarpConfig
+    reads_whole_plan = False  # it reads each layer's flow a few frames at a time
+    draws_uint8 = True
 
     def render(self, config: WarpConfig, request: RenderRequest) -> np.ndarray:
         """Render every frame of the plan: uint8 frames [F, H, W, 3]."""
@@ -73,7 +78,13 @@ class WarpBackbone:
                 "the warp preview has nothing to move there and keeps it still, diffusion backbones animate it",
                 share,
             )
-        use_opencv = config.canvas == "opencv" or (config.canvas == "auto" and context.device.type == "cpu")
+        fits_opencv = max(context.height, context.width) + 2 <= OPENCV_MAX_SIDE
+        if config.canvas == "opencv" and not fits_opencv:
+            raise ConfigError(
+                f"backbone.canvas=opencv draws frames up to {OPENCV_MAX_SIDE - 2} pixels a side, not "
+                f"{context.width}x{context.height}; use backbone.canvas=torch (or auto)"
+            )
+        use_opencv = config.canvas == "opencv" or (config.canvas == "auto" and context.device.type == "cpu" and fits_opencv)
         device = torch.device("cpu") if use_opencv else context.device
         image = context.image.to(device)  # [3, H, W]
         background, front = plan.layers[0], plan.layers[1:]
@@ -87,12 +98,17 @@ class WarpBackbone:
         inverses = [LayerInverse(context.height, context.width, config.occlusion) for _ in plan.layers]
         frames = np.empty((plan.num_frames, context.height, context.width, 3), dtype=np.uint8)  # [F, H, W, 3]
         frames[0] = to_uint8(image)
-        for i in tqdm(range(1, plan.num_frames), disable=not request.progress, desc="warp"):
-            moved = [self._map(inverse, layer.flow[i].to(device)) for inverse, layer in zip(inverses, plan.layers)]
-            frame = canvas.background(moved[0])
-            for index, moved_layer in enumerate(moved[1:]):
-                frame = canvas.over(frame, index, moved_layer)
-            frames[i] = canvas.finish(frame)
+        with tqdm(total=plan.num_frames - 1, disable=not request.progress, desc="warp") as bar:
+            for start in range(1, plan.num_frames, CHUNK_FRAMES):  # each layer's flow a few frames at a time
+                stop = min(start + CHUNK_FRAMES, plan.num_frames)
+                flows = [layer.field.frames(start, stop).to(device) for layer in plan.layers]  # [n, 2, H, W] each
+                for offset in range(stop - start):
+                    moved = [self._map(inverse, flow[offset]) for inverse, flow in zip(inverses, flows)]
+                    frame = canvas.background(moved[0])
+                    for index, moved_layer in enumerate(moved[1:]):
+                        frame = canvas.over(frame, index, moved_layer)
+                    frames[start + offset] = canvas.finish(frame)
+                bar.update(stop - start)
         splatted = sum(inverse.splatted for inverse in inverses)
         if splatted:
             request.notes.append(f"warp: {splatted} layer frame(s) fold onto themselves and were splatted (faster motion in front)")
