@@ -189,20 +189,19 @@ def centre_errors(flow: torch.Tensor, grid: CoarseGrid, nodes: torch.Tensor, cel
 
     With ``cells`` (bool [rows-1, cols-1]) only those cells are checked; the others read 0.
     """
-    targets = grid.nodes(flow.device)  # [2, rows, cols]
+    middle, aim = grid.cell_centres(nodes), _cell_centres(grid, flow.device)  # [2, rows-1, cols-1]
     if cells is None:
-        middle, aim = grid.cell_centres(nodes), grid.cell_centres(targets)  # [2, rows-1, cols-1]
         return (middle + sample(flow, middle) - aim).abs().amax(dim=0)
     errors = torch.zeros(cells.shape, device=flow.device)
-    ys, xs = torch.nonzero(cells, as_tuple=True)  # [M] the cells' top-left nodes
-
-    def centre(values: torch.Tensor) -> torch.Tensor:
-        """The chosen cells' centres, bilinear between their corners: [2, M]."""
-        return 0.25 * (values[:, ys, xs] + values[:, ys + 1, xs] + values[:, ys, xs + 1] + values[:, ys + 1, xs + 1])
-
-    middle = centre(nodes)
-    errors[ys, xs] = (middle + sample(flow, middle) - centre(targets)).abs().amax(dim=0)
+    chosen = middle[:, cells]  # [2, M]
+    errors[cells] = (chosen + sample(flow, chosen) - aim[:, cells]).abs().amax(dim=0)
     return errors
+
+
+@functools.lru_cache(maxsize=64)
+def _cell_centres(grid: CoarseGrid, device: torch.device) -> torch.Tensor:
+    """The pixel positions of a grid's cell centres: [2, rows-1, cols-1]."""
+    return grid.cell_centres(grid.nodes(device))
 
 
 def invert(flow: torch.Tensor, grid: CoarseGrid, guess: torch.Tensor | None) -> tuple[CoarseGrid, torch.Tensor, torch.Tensor] | None:
