@@ -31,9 +31,10 @@ REFINE = 2  # each refinement halves the spacing (the grids' node arithmetic ass
 FINEST_STEP = 2  # pixels between the finest grid's nodes
 NEWTON_ITERATIONS = 8
 NEWTON_TOLERANCE = 1e-3  # Newton stops once every node's source is this close (pixels)
-TOLERANCE_PX = 0.1  # how far the upsampled map may be off at a cell's centre before the cell is refined (pixels)
+TOLERANCE_PX = 0.15  # how far the upsampled map may be off at a cell's centre before the cell is refined (pixels)
 ACCEPT_PX = 0.5  # how far it may be off at the finest grid (pixels)
 SETTLED_PX = TOLERANCE_PX / 8  # a cell this close at its centre is not checked again at the finer grids (pixels)
+UNIFORM_PX = 1e-4  # a frame whose flow varies less than this everywhere (pixels) moves every pixel alike
 # The forward map counts as folding where det(I + ∇f), by differences FOLD_SPACING pixels apart, falls below this.
 FOLD_DETERMINANT = 0.05
 FOLD_SPACING = 2
@@ -291,9 +292,15 @@ class LayerInverse:
     def sources(self, flow: torch.Tensor) -> tuple[CoarseGrid, torch.Tensor]:
         """The frame-0 position (x, y, pixels) that each node of a grid over frame i shows under the forward flow [2, H, W].
 
-        Returns the grid and its nodes' positions [2, rows, cols]; upsampled bilinearly (corners
-        aligned), they give every pixel's. A frame that cannot be inverted comes back per pixel, splatted.
+        Returns the grid and its nodes' positions [2, rows, cols]; upsampled bilinearly, they give
+        every pixel's. A frame that moves every pixel alike (a brushed object dragged by one track, a
+        camera pan) is a shift of the coarse grid; a frame that cannot be inverted comes back per
+        pixel, splatted.
         """
+        low, high = flow.amin(dim=(1, 2)), flow.amax(dim=(1, 2))  # [2] each
+        if bool((high - low <= UNIFORM_PX).all()):
+            self.guess = None
+            return self.coarse, self.coarse.nodes(flow.device) - (0.5 * (low + high)).view(2, 1, 1)
         inverted = invert(flow, self.coarse, self.guess)
         if inverted is not None:
             grid, nodes, self.guess = inverted
