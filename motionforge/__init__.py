@@ -6,6 +6,7 @@
 
 from motionforge.core.config import compose_config
 from motionforge.core.engine import animate
+from motionforge.core.flowfield import FlowField
 from motionforge.core.errors import (
     ConfigError,
     InputError,
@@ -22,10 +23,12 @@ from motionforge.core.types import (
     Denoiser,
     MotionContext,
     MotionHint,
+    MotionLayer,
     MotionPlan,
     Prepared,
     RenderRequest,
     SamplerInput,
+    SparsePoints,
     Step,
     Stepper,
     Video,
@@ -35,11 +38,13 @@ __version__ = motionforge_version()
 
 __all__ = [
     "ConfigError",
+    "FlowField",
     "Denoiser",
     "InputError",
     "KernelError",
     "MotionContext",
     "MotionHint",
+    "MotionLayer",
     "MotionPlan",
     "MotionforgeError",
     "OutputError",
@@ -49,6 +54,7 @@ __all__ = [
     "RunShape",
     "RenderRequest",
     "SamplerInput",
+    "SparsePoints",
     "Step",
     "Stepper",
     "Video",

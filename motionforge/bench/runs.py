@@ -17,18 +17,20 @@ from motionforge.core.errors import MotionforgeError
 QUIET = ["progress=false", "output.gif=false", "output.flow=false", "output.hint=false"]
 
 
-def animate_in_process(overrides: Sequence[str], folder: Path | None = None) -> dict[str, Any]:
+def animate_in_process(overrides: Sequence[str], folder: Path | None = None, quiet: bool = True) -> dict[str, Any]:
     """Run `motionforge animate` with the overrides in a fresh process: its manifest, with ``process_s`` (wall seconds).
 
     The run writes into ``folder`` (its outputs, manifest and Hydra's files), which the caller keeps
-    (a bench's ``runs/<name>``); without one, into a temporary folder removed afterwards. A run the
-    engine refuses (e.g. more frames than the single sampler's window) comes back as
-    ``{"skipped": "<its one-sentence error>"}`` and leaves no folder; any other failure raises.
+    (a bench's ``runs/<name>``); without one, into a temporary folder removed afterwards. ``quiet``
+    leaves out the outputs beside the clip (GIF, flow video, hint image). A run the engine refuses
+    (e.g. more frames than the single sampler's window) comes back as ``{"skipped": "<its
+    one-sentence error>"}`` and leaves no folder; any other failure raises.
     """
     if folder is None:
         with tempfile.TemporaryDirectory() as scratch:
-            return animate_in_process(overrides, Path(scratch) / "run")
-    command = [sys.executable, "-m", "motionforge", "animate", *overrides, *QUIET, f"output.dir={hydra_string(str(folder))}"]
+            return animate_in_process(overrides, Path(scratch) / "run", quiet)
+    extra = QUIET if quiet else ["progress=false"]
+    command = [sys.executable, "-m", "motionforge", "animate", *overrides, *extra, f"output.dir={hydra_string(str(folder))}"]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start

@@ -20,7 +20,15 @@ def bench(tmp_path, *overrides: str) -> tuple[list[dict], str]:
 
 
 def test_preview_measures_frames_per_second(tmp_path) -> None:
-    rows, table = bench(tmp_path, "suite=preview", "suite.num_frames=4", "suite.height=64", "suite.width=64", "suite.repeats=2")
+    rows, table = bench(
+        tmp_path, "suite=preview", "suite.num_frames=4", "suite.height=64", "suite.width=64", "suite.repeats=2",
+        "suite.memory_frames=[4,8]",
+    )  # fmt: skip
+    memory = [r for r in rows if r["scene"] == "memory"]
+    assert [r["num_frames"] for r in memory] == [4, 8] and all(r["peak_rss_mb"] > 100 for r in memory)
+    assert "peak memory of the default run with every output" in table and "(goal ≤ 1.5×)" in table
+    assert sorted(p.name for p in (tmp_path / "run" / "runs").iterdir()) == ["memory-4", "memory-8"]
+    rows = [r for r in rows if r["scene"] != "memory"]
     assert [(r["scene"], r["repeat"]) for r in rows] == [("tracks", 0), ("tracks", 1), ("brush", 0), ("brush", 1)]
     assert all(r["fps"] > 0 and r["remap_ms"] > 0 for r in rows)
     for row in rows:  # the cost of a frame in remaps: seconds per frame over the seconds of one remap
@@ -74,7 +82,8 @@ def test_kernels_times_the_reference_on_a_cpu_when_asked(tmp_path) -> None:
 def test_a_snapshot_goes_to_benchmarks_results(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     bench(
-        tmp_path, "suite=preview", "suite.num_frames=2", "suite.height=32", "suite.width=32", "suite.repeats=1", "snapshot=true"
+        tmp_path, "suite=preview", "suite.num_frames=2", "suite.height=32", "suite.width=32", "suite.repeats=1", "snapshot=true",
+        "suite.memory_frames=[2,4]",
     )
     assert sorted(p.name for p in (tmp_path / "benchmarks" / "results").iterdir()) == [
         "preview-cpu-fps.png",
@@ -87,11 +96,12 @@ def test_a_sweep_runs_one_job_per_value(tmp_path) -> None:
     sweep = tmp_path / "sweep"
     status = main(
         ["bench", "-m", "suite=preview", "suite.repeats=1,2", "suite.num_frames=2", "suite.height=32", "suite.width=32",
+         "suite.memory_frames=[2,4]",
          f"hydra.sweep.dir={sweep}"]
     )  # fmt: skip
     assert status == 0
     counts = [len((sweep / job / "measurements.jsonl").read_text().splitlines()) for job in ("0", "1")]
-    assert counts == [2, 4]  # one row per repeat of each of the two scenes
+    assert counts == [2 + 2, 4 + 2]  # one row per repeat of each of the two scenes, and the two memory runs
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 Each scene is rendered once to warm up, then ``repeats`` timed times. The same run times the floor
 a warp preview cannot go under: one OpenCV ``remap`` of a frame (bilinear, float maps) at the
 scene's size, so the render's cost is also reported as remaps per frame, a figure that travels
-between machines better than seconds do.
+between machines better than seconds do. Last, the default run with every output is made at each
+of ``memory_frames`` in its own process, for its peak memory against the number of frames.
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ import torch
 from omegaconf import DictConfig
 
 from motionforge.bench.report import bar_plot
+from motionforge.bench.runs import animate_in_process
 from motionforge.bench.settings import BenchSettings
 from motionforge.core.config import compose_config
 from motionforge.core.engine import animate
 from motionforge.core.errors import ConfigError
 
-COLUMNS = ["scene", "repeat", "num_frames", "size", "render_s", "fps", "remap_ms", "remaps_per_frame", "threads"]
+COLUMNS = ["scene", "repeat", "num_frames", "size", "render_s", "fps", "remap_ms", "remaps_per_frame", "peak_rss_mb", "threads"]
 TARGET_FPS = 60.0
+TARGET_MEMORY_RATIO = 1.5  # peak memory at the most frames over that at the fewest
 TARGET_REMAPS = 15.0  # the goal; 5 is the stretch
 STRETCH_REMAPS = 5.0
 REMAP_REPEATS = 200
@@ -79,13 +82,39 @@ def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
                     "threads": threads,
                 }
             )
+    for frames in suite.memory_frames:  # the default run with every output, in its own process: its own peak
+        folder = settings.folder / "runs" / f"memory-{frames}" if settings.folder else None
+        overrides = [
+            "backbone=warp", f"num_frames={frames}", f"height={suite.height}", f"width={suite.width}",
+            f"device={settings.device_name}", f"seed={settings.seed}", "memory.insist=true", *suite.overrides,
+        ]  # fmt: skip
+        manifest = animate_in_process(overrides, folder, quiet=False)
+        rows.append(
+            {
+                "scene": "memory",
+                "repeat": 0,
+                "num_frames": frames,
+                "size": f"{suite.width}×{suite.height}",
+                "render_s": manifest["timings"]["render"],
+                "peak_rss_mb": manifest["peak_memory"]["rss_mb"],
+                "threads": threads,
+            }
+        )
     return rows
 
 
 def summary(rows: list[dict[str, Any]]) -> list[str]:
-    """Per scene: the median frames per second and remaps per frame, against the goals."""
+    """Per scene: the median frames per second and remaps per frame, against the goals; the memory against frames."""
     lines = []
-    for scene in dict.fromkeys(r["scene"] for r in rows):
+    memory = sorted((r for r in rows if r["scene"] == "memory"), key=lambda r: r["num_frames"])
+    if len(memory) >= 2:
+        ratio = memory[-1]["peak_rss_mb"] / memory[0]["peak_rss_mb"]
+        lines.append(
+            f"warp preview, peak memory of the default run with every output: {memory[-1]['peak_rss_mb']:.0f} MB at "
+            f"{memory[-1]['num_frames']} frames, {ratio:.2f}× the {memory[0]['peak_rss_mb']:.0f} MB at {memory[0]['num_frames']} "
+            f"(goal ≤ {TARGET_MEMORY_RATIO:g}×)"
+        )
+    for scene in dict.fromkeys(r["scene"] for r in rows if r["scene"] != "memory"):
         mine = [r for r in rows if r["scene"] == scene]
         fps = statistics.median(r["fps"] for r in mine)
         remaps = statistics.median(r["remaps_per_frame"] for r in mine)
@@ -99,6 +128,7 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
 
 def plots(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
     """Frames per second of each timed repeat, one bar series per scene, with the goal as a line."""
+    rows = [r for r in rows if r["scene"] != "memory"]
     scenes = list(dict.fromkeys(r["scene"] for r in rows))
     repeats = sorted({r["repeat"] for r in rows})
     bars = {scene: [next(r["fps"] for r in rows if r["scene"] == scene and r["repeat"] == k) for k in repeats] for scene in scenes}
