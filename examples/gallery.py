@@ -57,7 +57,9 @@ def sheet(rows: list[tuple[str, np.ndarray]]) -> Image.Image:
     font = ImageFont.load_default(size=15)
     width = 3 * THUMB + 4 * GAP
     labels = [textwrap.wrap(label, WRAP) for label, _ in rows]
-    heights = [len(lines) * LINE + 8 + THUMB * frames.shape[1] // frames.shape[2] + GAP for lines, (_, frames) in zip(labels, rows)]
+    heights = [
+        len(lines) * LINE + 8 + THUMB * frames.shape[1] // frames.shape[2] + GAP for lines, (_, frames) in zip(labels, rows)
+    ]
     canvas = Image.new("RGB", (width, sum(heights) + GAP), "white")
     draw = ImageDraw.Draw(canvas)
     top = GAP

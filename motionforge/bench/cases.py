@@ -39,7 +39,9 @@ class Case:
     name: str
     image: np.ndarray  # uint8 [H, W, 3] RGB
     tracks: list[list[list[float]]]  # per track its [x, y] points, spread over the clip (adapters.trajectory.paths)
-    brush: dict[str, list] | None  # the brush adapter's keys: {"boxes": [[x0, y0, x1, y1], …]} or {"polygons": …}; None = no brush
+    brush: (
+        dict[str, list] | None
+    )  # the brush adapter's keys: {"boxes": [[x0, y0, x1, y1], …]} or {"polygons": …}; None = no brush
     description: str
     objects: list[np.ndarray]  # bool [H, W] per track: the object it drags, at frame 0
 
@@ -120,7 +122,12 @@ def drag_disc(size: int) -> Case:
     shape = disc(size, start, 0.14 * size)
     image = _scene(size, SEED, [(shape, (255, 190, 60))])
     return Case(
-        "drag_disc", image, [[start, end]], None, "a textured disc on a textured ground, dragged right by a quarter of the width", [shape]
+        "drag_disc",
+        image,
+        [[start, end]],
+        None,
+        "a textured disc on a textured ground, dragged right by a quarter of the width",
+        [shape],
     )
 
 
@@ -198,7 +205,7 @@ def crossing(size: int) -> Case:
         image,
         [fast, slow],
         {"polygons": brush},
-        "a disc dragged right and a square dragged down, each in its own brush, crossing half way; the faster disc passes in front",
+        "a disc dragged right and a square dragged down, each in its own brush, crossing half way; the faster disc in front",
         shapes,
     )
 

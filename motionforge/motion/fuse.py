@@ -41,7 +41,7 @@ class DensifySettings:
 
 
 def sparse_points(hint: MotionHint) -> SparsePoints:
-    """The samples of a sparse hint: its ``points``, or every pixel its mask marks, with the mask value as each sample's weight."""
+    """The samples of a sparse hint: its ``points``, or every pixel its mask marks, the mask value each sample's weight."""
     if hint.points is not None:
         return hint.points
     flow, mask = hint.flow, hint.mask  # [F, 2, H, W], [F or 1, 1, H, W]
@@ -104,7 +104,7 @@ def _kernel_chunks(
 
 
 def densify_gaussian(points: SparsePoints, height: int, width: int, settings: DensifySettings) -> torch.Tensor:
-    """Dense flow [F, 2, H, W] from sparse samples by Gaussian-weighted interpolation (eqs. 6–7): :func:`gaussian_field`'s, whole."""
+    """Dense flow [F, 2, H, W] from sparse samples by Gaussian-weighted interpolation (eqs. 6–7): :func:`gaussian_field`."""
     return gaussian_field(points, height, width, settings).tensor()
 
 
@@ -399,7 +399,11 @@ def fuse(hints: dict[str, MotionHint], context: MotionContext, settings: Densify
     merged = merge_points([(points, hints[name].weight) for name, points in sparse.items()]) if sparse else None
     merged = merged.to(like.device) if merged is not None else None
     still = FlowField([], context.num_frames, context.height, context.width, context.device)
-    fields = [(hint.camera, FlowField.of(hint.flow.to(like)).scaled(hint.weight)) for _, hint in ordered if hint.flow is not None and hint.mask is None]
+    fields = [
+        (hint.camera, FlowField.of(hint.flow.to(like)).scaled(hint.weight))
+        for _, hint in ordered
+        if hint.flow is not None and hint.mask is None
+    ]
     dense = sum((field for camera, field in fields if not camera), still)
     camera = sum((field for camera, field in fields if camera), still)
     blends = [(hint.region.to(like), hint.blend) for _, hint in ordered if hint.region is not None and hint.blend > 0]
@@ -453,7 +457,7 @@ def resize_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def magnitude(flow: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
-    """Length of every displacement of flows [B, 2, H, W]: [B, H, W] ([B, 1, H, W] with keepdim); far faster than norm(dim=1) on CPU."""
+    """Length of every displacement of flows [B, 2, H, W]: [B, H, W] ([B, 1, H, W] with keepdim); faster than norm(dim=1)."""
     length = torch.hypot(flow[:, 0], flow[:, 1])  # [B, H, W]
     return length[:, None] if keepdim else length
 

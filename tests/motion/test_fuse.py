@@ -226,7 +226,9 @@ def test_dense_fields_are_restricted_to_the_region_but_a_camera_moves_everything
     plan = fuse(hints, _context(), DensifySettings())
     assert torch.allclose(plan.flow[..., :5], torch.tensor(4.0)) and torch.allclose(plan.flow[..., 5:], torch.tensor(3.0))
     contributions = plan.stats["contributions"]
-    assert contributions["camera"]["kind"] == "camera" and contributions["field"]["mean_displacement"] == pytest.approx(2**0.5, abs=1e-4)
+    assert contributions["camera"]["kind"] == "camera" and contributions["field"]["mean_displacement"] == pytest.approx(
+        2**0.5, abs=1e-4
+    )
     assert contributions["brush"] == {"kind": "region", "region_pixels": 40}
 
 
@@ -258,9 +260,17 @@ def test_the_partition_densifier_moves_a_region_rigidly_with_one_track_and_blend
     one = SparsePoints(torch.tensor([[3.0, 4.0]]), torch.tensor([[[0.0, 0.0], [5.0, -2.0]]]), torch.ones(1, 2))
     flow = densify_partition(one, 8, 10, DensifySettings(sigma=2.0))  # far narrower than the frame, no threshold
     assert torch.allclose(flow[-1, 0], torch.tensor(5.0)) and torch.allclose(flow[-1, 1], torch.tensor(-2.0))
-    two = SparsePoints(torch.tensor([[0.0, 0.0], [9.0, 7.0]]), torch.tensor([[[0.0, 0.0], [4.0, 0.0]], [[0.0, 0.0], [-4.0, 0.0]]]), torch.ones(2, 2))
+    two = SparsePoints(
+        torch.tensor([[0.0, 0.0], [9.0, 7.0]]),
+        torch.tensor([[[0.0, 0.0], [4.0, 0.0]], [[0.0, 0.0], [-4.0, 0.0]]]),
+        torch.ones(2, 2),
+    )
     blended = densify_partition(two, 8, 10, DensifySettings(sigma=0.3))  # a kernel so narrow it underflows far from both
-    assert torch.isfinite(blended).all() and float(blended[-1, 0, 0, 0]) == pytest.approx(4.0) and float(blended[-1, 0, 7, 9]) == pytest.approx(-4.0)
+    assert (
+        torch.isfinite(blended).all()
+        and float(blended[-1, 0, 0, 0]) == pytest.approx(4.0)
+        and float(blended[-1, 0, 7, 9]) == pytest.approx(-4.0)
+    )
     assert float(blended[-1, 0].abs().max()) <= 4.0
 
 
@@ -289,15 +299,23 @@ def test_a_region_fades_its_motion_outside_its_edge_over_the_feather() -> None:
     landmark = _sparse_hint(16, 16, 6.0, height=height, width=width)
     landmark.region = face
     trajectory = _sparse_hint(40, 16, -3.0, height=height, width=width)
-    plan = fuse({"landmark": landmark, "trajectory": trajectory}, _context(height=height, width=width), DensifySettings(sigma=1e4, feather=feather))
+    plan = fuse(
+        {"landmark": landmark, "trajectory": trajectory},
+        _context(height=height, width=width),
+        DensifySettings(sigma=1e4, feather=feather),
+    )
     last = plan.flow[-1, 0]  # [H, W] x-motion: 6 on the face, -3 elsewhere (a very wide Gaussian)
     assert torch.allclose(last[8:24, 8:24], torch.tensor(6.0)) and torch.allclose(last[:, 32:], torch.tensor(-3.0))
     jump = max(float((last[:, 1:] - last[:, :-1]).abs().max()), float((last[1:] - last[:-1]).abs().max()))
     assert jump <= (6.0 - -3.0) / feather + 1e-4  # the 9 px difference spread over the fade, never a step
-    hard = fuse({"landmark": landmark, "trajectory": trajectory}, _context(height=height, width=width), DensifySettings(sigma=1e4))
+    hard = fuse(
+        {"landmark": landmark, "trajectory": trajectory}, _context(height=height, width=width), DensifySettings(sigma=1e4)
+    )
     assert float((hard.flow[-1, 0, :, 1:] - hard.flow[-1, 0, :, :-1]).abs().max()) == pytest.approx(9.0)  # feather 0: a step
     face_layer = plan.layers[1]
-    assert float(face_layer.alpha[0, 0, 16, 24]) == pytest.approx(0.75) and float(face_layer.alpha[0, 0, 16, 27]) == 0.0  # 1 and 4 px out
+    assert (
+        float(face_layer.alpha[0, 0, 16, 24]) == pytest.approx(0.75) and float(face_layer.alpha[0, 0, 16, 27]) == 0.0
+    )  # 1 and 4 px out
 
 
 def test_a_plan_without_regions_is_one_layer_whose_flow_is_the_plan() -> None:
@@ -305,7 +323,9 @@ def test_a_plan_without_regions_is_one_layer_whose_flow_is_the_plan() -> None:
     assert len(plan.layers) == 1 and plan.layers[0].field is plan.field and plan.layers[0].alpha is None
     assert torch.equal(plan.layers[0].flow, plan.flow)
     scaled = fuse({"track": _sparse_hint(4, 4, 6.0), "strength": MotionHint(scale=0.5)}, _context(), DensifySettings())
-    assert scaled.layers[0].field is scaled.field and float(scaled.flow[-1, 0, 4, 4]) == pytest.approx(0.5 * float(plan.flow[-1, 0, 4, 4]))
+    assert scaled.layers[0].field is scaled.field and float(scaled.flow[-1, 0, 4, 4]) == pytest.approx(
+        0.5 * float(plan.flow[-1, 0, 4, 4])
+    )
 
 
 def test_a_plan_holds_its_flow_as_a_field_until_the_flow_is_read() -> None:
@@ -322,7 +342,9 @@ def test_a_plan_holds_its_flow_as_a_field_until_the_flow_is_read() -> None:
     torch.testing.assert_close(plan.field[7], plan.field.frames(7, 8)[0])
     whole = plan.flow  # read once: computed and kept
     assert isinstance(plan.__dict__["_flow"], torch.Tensor) and plan.flow is whole
-    torch.testing.assert_close(whole, densify_gaussian(sparse_points(MotionHint(flow=flow, mask=mask)), height, width, DensifySettings(sigma=10.0)))
+    torch.testing.assert_close(
+        whole, densify_gaussian(sparse_points(MotionHint(flow=flow, mask=mask)), height, width, DensifySettings(sigma=10.0))
+    )
 
 
 def test_two_different_strength_asks_are_refused() -> None:

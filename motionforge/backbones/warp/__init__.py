@@ -45,14 +45,20 @@ class WarpConfig:
     """Parameters of the warp backbone."""
 
     padding: str = "reflect"  # what the picture's edge reveals: reflect (mirrored content) | border (the edge repeated) | zeros
-    fill: str = "smooth"  # what a moving layer reveals: smooth (the background around it, blurred in) | inpaint (OpenCV's inpainting)
+    fill: str = (
+        "smooth"  # what a moving layer reveals: smooth (the background around it, blurred in) | inpaint (OpenCV's inpainting)
+    )
     occlusion: float = 0.5  # where a layer folds onto itself, weight exp(occlusion × |motion| px): faster in front
     canvas: str = "auto"  # auto (opencv on a CPU, torch elsewhere or past OpenCV's size) | opencv | torch (the kernels)
 
 
 def check(config: WarpConfig) -> None:
     """Refuse values the warp backbone cannot use, in one sentence each."""
-    for key, value, choices in (("padding", config.padding, PADDINGS), ("fill", config.fill, FILLS), ("canvas", config.canvas, CANVASES)):
+    for key, value, choices in (
+        ("padding", config.padding, PADDINGS),
+        ("fill", config.fill, FILLS),
+        ("canvas", config.canvas, CANVASES),
+    ):
         if value not in choices:
             raise ConfigError(f"backbone.{key}={value} is not one of: {', '.join(choices)}")
     if not (config.occlusion >= 0 and np.isfinite(config.occlusion)):
@@ -111,7 +117,9 @@ class WarpBackbone:
                 bar.update(stop - start)
         splatted = sum(inverse.splatted for inverse in inverses)
         if splatted:
-            request.notes.append(f"warp: {splatted} layer frame(s) fold onto themselves and were splatted (faster motion in front)")
+            request.notes.append(
+                f"warp: {splatted} layer frame(s) fold onto themselves and were splatted (faster motion in front)"
+            )
         return frames
 
     def memory_estimate(self, config: WarpConfig, shape: RunShape) -> dict[str, int]:

@@ -135,7 +135,7 @@ class TorchCanvas:
     """Frames as float [3, H, W] tensors in [0, 1], drawn with motionforge's kernels (the reference, or Triton on CUDA)."""
 
     def __init__(self, image: torch.Tensor, plate: torch.Tensor, alphas: list[torch.Tensor], padding: str) -> None:
-        """Take the picture [3, H, W], the background plate [3, H, W] and each front layer's alpha [1, 1, H, W], all on one device."""
+        """Take the picture [3, H, W], the background plate [3, H, W] and each front layer's alpha [1, 1, H, W], on one device."""
         self.image, self.plate, self.alphas, self.padding = image[None], plate[None], alphas, padding
         self.height, self.width = image.shape[-2:]
         self.pixels = pixel_positions(self.height, self.width, image.device)  # [2, H, W]

@@ -143,7 +143,7 @@ def sample(flow: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 
 
 def jacobian(flow: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """f and ∇f at positions [2, ...], ∇f by central differences one pixel apart: ([2, ...], [2, 2, ...] with [i, j] = ∂f_i/∂x_j)."""
+    """f and ∇f at positions [2, ...], ∇f by central differences one pixel apart: [2, ...], [2, 2, ...] (∂f_i/∂x_j)."""
     offsets = torch.tensor([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]], dtype=positions.dtype, device=positions.device)  # [5, 2]
     stencil = positions[None] + offsets.view(5, 2, *([1] * (positions.dim() - 1)))  # [5, 2, ...]
     values = sample(flow, stencil.transpose(0, 1))  # [2, 5, ...]
@@ -153,7 +153,7 @@ def jacobian(flow: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor,
 
 
 def folds(flow: torch.Tensor) -> bool:
-    """True when the forward map p ↦ p + f(p) of a flow [2, H, W] folds over somewhere, by differences FOLD_SPACING pixels apart."""
+    """True when the map p ↦ p + f(p) of a flow [2, H, W] folds over somewhere, by differences FOLD_SPACING pixels apart."""
     step = FOLD_SPACING
     coarse = flow[:, ::step, ::step]  # [2, h, w]
     rows, cols = coarse.shape[1:]
@@ -171,7 +171,7 @@ def folds(flow: torch.Tensor) -> bool:
 
 
 def newton(flow: torch.Tensor, targets: torch.Tensor, guess: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """Solve p + f(p) = q for every target q [2, ...] from a guess [2, ...]: the sources [2, ...] and the largest residual (px)."""
+    """Solve p + f(p) = q for every target q [2, ...] from a guess [2, ...]: the sources [2, ...] and the largest residual."""
     source = guess
     for _ in range(NEWTON_ITERATIONS):
         values, grad = jacobian(flow, source)
@@ -205,7 +205,9 @@ def _cell_centres(grid: CoarseGrid, device: torch.device) -> torch.Tensor:
     return grid.cell_centres(grid.nodes(device))
 
 
-def invert(flow: torch.Tensor, grid: CoarseGrid, guess: torch.Tensor | None) -> tuple[CoarseGrid, torch.Tensor, torch.Tensor] | None:
+def invert(
+    flow: torch.Tensor, grid: CoarseGrid, guess: torch.Tensor | None
+) -> tuple[CoarseGrid, torch.Tensor, torch.Tensor] | None:
     """Source positions of a grid's nodes under a forward flow [2, H, W], refined where the grid is too coarse.
 
     Returns the (possibly finer) grid, its nodes' sources [2, rows, cols] and the sources of the

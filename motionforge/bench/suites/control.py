@@ -30,7 +30,19 @@ from motionforge.core.types import MotionPlan
 from motionforge.kernels import splat
 from motionforge.metrics import LK_WINDOW, brush_leakage, object_fidelity, temporal_error, trajectory_epe
 
-COLUMNS = ["backbone", "case", "epe_mean_px", "epe_max_px", "lost", "hidden", "leakage", "ghost", "tear", "temporal_error", "render_s"]
+COLUMNS = [
+    "backbone",
+    "case",
+    "epe_mean_px",
+    "epe_max_px",
+    "lost",
+    "hidden",
+    "leakage",
+    "ghost",
+    "tear",
+    "temporal_error",
+    "render_s",
+]
 TARGET_EPE = 1.0
 
 
@@ -82,7 +94,9 @@ def visibility(plan: MotionPlan, margin: int = LK_WINDOW[0] // 2) -> np.ndarray:
     for index, layer in enumerate(plan.layers[1:], start=1):
         core = layer.core.float().expand(plan.num_frames, -1, -1, -1)  # [F, 1, H, W]
         covered = splat(core, layer.flow, "sum")[:, 0] > 0.5  # [F, H, W] the layer's own pixels, moved
-        covered = F.max_pool2d(covered[:, None].float(), 2 * margin + 1, stride=1, padding=margin)[:, 0] > 0  # [F, H, W] and near them
+        covered = (
+            F.max_pool2d(covered[:, None].float(), 2 * margin + 1, stride=1, padding=margin)[:, 0] > 0
+        )  # [F, H, W] and near them
         frames = torch.arange(plan.num_frames)
         hidden = covered[frames[None], ys, xs] & (own[:, None] < index)  # [N, F]
         shown &= ~hidden

@@ -111,7 +111,8 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
         ratio = memory[-1]["peak_rss_mb"] / memory[0]["peak_rss_mb"]
         lines.append(
             f"warp preview, peak memory of the default run with every output: {memory[-1]['peak_rss_mb']:.0f} MB at "
-            f"{memory[-1]['num_frames']} frames, {ratio:.2f}× the {memory[0]['peak_rss_mb']:.0f} MB at {memory[0]['num_frames']} "
+            f"{memory[-1]['num_frames']} frames, {ratio:.2f}× the {memory[0]['peak_rss_mb']:.0f} MB at "
+            f"{memory[0]['num_frames']} "
             f"(goal ≤ {TARGET_MEMORY_RATIO:g}×)"
         )
     for scene in dict.fromkeys(r["scene"] for r in rows if r["scene"] != "memory"):
@@ -121,7 +122,8 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"warp preview, {scene}: median {fps:.1f} frames per second rendering {mine[0]['num_frames']} frames at "
             f"{mine[0]['size']} (goal ≥ {TARGET_FPS:g}), {remaps:.1f} remaps of a frame per frame "
-            f"(one remap {mine[0]['remap_ms']:.2f} ms; goal ≤ {TARGET_REMAPS:g}, stretch ≤ {STRETCH_REMAPS:g}); {mine[0]['threads']} threads"
+            f"(one remap {mine[0]['remap_ms']:.2f} ms; goal ≤ {TARGET_REMAPS:g}, stretch ≤ {STRETCH_REMAPS:g}); "
+            f"{mine[0]['threads']} threads"
         )
     return lines
 
@@ -131,9 +133,8 @@ def plots(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
     rows = [r for r in rows if r["scene"] != "memory"]
     scenes = list(dict.fromkeys(r["scene"] for r in rows))
     repeats = sorted({r["repeat"] for r in rows})
-    bars = {scene: [next(r["fps"] for r in rows if r["scene"] == scene and r["repeat"] == k) for k in repeats] for scene in scenes}
-    return [
-        bar_plot(
-            folder / "fps.png", bars, [f"run {k + 1}" for k in repeats], "frames per second", "Warp preview speed", line=TARGET_FPS,
-        )
-    ]  # fmt: skip
+    bars = {
+        scene: [next(r["fps"] for r in rows if r["scene"] == scene and r["repeat"] == k) for k in repeats] for scene in scenes
+    }
+    labels = [f"run {k + 1}" for k in repeats]
+    return [bar_plot(folder / "fps.png", bars, labels, "frames per second", "Warp preview speed", line=TARGET_FPS)]

@@ -39,7 +39,9 @@ def test_a_textured_square_lands_where_the_track_asks_in_every_frame(tmp_path, t
         assert error < 1.0, f"frame {i}: the square is {error:.2f} px from where the track asks"
 
 
-@pytest.mark.parametrize("controls", [[], ["adapters=[trajectory,brush]", "adapters.brush.boxes=[[0,0,40,64]]"]], ids=["tracks", "brush"])
+@pytest.mark.parametrize(
+    "controls", [[], ["adapters=[trajectory,brush]", "adapters.brush.boxes=[[0,0,40,64]]"]], ids=["tracks", "brush"]
+)
 def test_frame_0_is_the_input_exactly(tmp_path, controls) -> None:
     image = textured_square_image(size=64, square=12, centre=(20, 30))
     video = render(tmp_path, image, "adapters.trajectory.paths=[[[20,30],[50,40]]]", "num_frames=4", *controls)
@@ -104,7 +106,7 @@ def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
 def repeated_runs(frame: np.ndarray) -> int:
     """The longest run of identical neighbouring pixels along the frame's left columns: a smear of the edge is a long run."""
     columns = frame[:, :16].astype(int)  # [H, 16, 3]
-    same = (np.abs(np.diff(columns, axis=1)).max(axis=-1) == 0)  # [H, 15]
+    same = np.abs(np.diff(columns, axis=1)).max(axis=-1) == 0  # [H, 15]
     longest = 0
     for row in same:
         run = 0
@@ -121,7 +123,9 @@ def test_the_border_an_image_leaves_shows_its_mirror_image_not_a_smear(tmp_path,
     np.testing.assert_array_equal(last[:, 10:], image[:, :-10].astype(int))  # everything else shifted 10 px
     np.testing.assert_array_equal(last[:, :10], image[:, 10:0:-1].astype(int))  # the revealed strip mirrors the edge
     assert repeated_runs(video.frames[-1]) < 2 * repeated_runs(image)  # a mirror at most doubles a run the picture has
-    smeared = render(tmp_path, image, "adapters=[wiggle]", "adapters.wiggle.amplitude=10", "num_frames=3", "backbone.padding=border")
+    smeared = render(
+        tmp_path, image, "adapters=[wiggle]", "adapters.wiggle.amplitude=10", "num_frames=3", "backbone.padding=border"
+    )
     assert repeated_runs(smeared.frames[-1]) >= 10  # border padding repeats the edge, as it says
 
 

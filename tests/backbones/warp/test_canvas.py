@@ -21,7 +21,11 @@ def test_opencv_and_torch_canvases_draw_the_same_frames(tmp_path: Path, padding:
     path = tmp_path / "case.png"
     Image.fromarray(case.image).save(path)
     common = [*overrides(case, path), "num_frames=5", "output.save=false", "progress=false", f"backbone.padding={padding}"]
-    camera = ["adapters=[trajectory,brush,camera]", "adapters.camera.pan=[2,1]", "adapters.camera.zoom=1.1"]  # the background moves too
+    camera = [
+        "adapters=[trajectory,brush,camera]",
+        "adapters.camera.pan=[2,1]",
+        "adapters.camera.zoom=1.1",
+    ]  # the background moves too
     fast = animate(compose_config([*common, *camera, "backbone.canvas=opencv"])).frames.astype(int)
     reference = animate(compose_config([*common, *camera, "backbone.canvas=torch"])).frames.astype(int)
     difference = np.abs(fast - reference)

@@ -120,4 +120,9 @@ def test_a_grids_upsampled_nodes_are_where_they_say_and_refinement_finds_the_cel
     redo = grid.nodes_of_cells(bad, finer)
     where = finer.nodes(nodes.device)[:, redo]  # [2, M]
     assert redo.shape == finer.shape and int(redo.sum()) == 4  # the finer nodes at x, y ∈ {27.5, 35.5} × {11.5, 19.5}
-    assert float(where[0].min()) >= 23.5 and float(where[0].max()) <= 39.5 and float(where[1].min()) >= 7.5 and float(where[1].max()) <= 23.5
+    assert (
+        float(where[0].min()) >= 23.5
+        and float(where[0].max()) <= 39.5
+        and float(where[1].min()) >= 7.5
+        and float(where[1].max()) <= 23.5
+    )
