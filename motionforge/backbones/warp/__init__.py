@@ -42,27 +42,21 @@ DRAWING_BYTES_PER_PIXEL = 3 * CHUNK_FRAMES * 2 * 4 + 64
 
 @dataclass
 class WarpConfig:
-    """Parameters of the warp backbone."""
+    """Parameters of the warp backbone, checked as they are composed (one sentence for a value it cannot use)."""
 
     padding: str = "reflect"  # what the picture's edge reveals: reflect (mirrored content) | border (the edge repeated) | zeros
-    fill: str = (
-        "smooth"  # what a moving layer reveals: smooth (the background around it, blurred in) | inpaint (OpenCV's inpainting)
-    )
+    fill: str = "smooth"  # what a moving layer reveals: smooth (the ground around it, blurred in) | inpaint (OpenCV's)
     occlusion: float = 0.5  # where a layer folds onto itself, weight exp(occlusion × |motion| px): faster in front
     canvas: str = "auto"  # auto (opencv on a CPU, torch elsewhere or past OpenCV's size) | opencv | torch (the kernels)
 
-
-def check(config: WarpConfig) -> None:
-    """Refuse values the warp backbone cannot use, in one sentence each."""
-    for key, value, choices in (
-        ("padding", config.padding, PADDINGS),
-        ("fill", config.fill, FILLS),
-        ("canvas", config.canvas, CANVASES),
-    ):
-        if value not in choices:
-            raise ConfigError(f"backbone.{key}={value} is not one of: {', '.join(choices)}")
-    if not (config.occlusion >= 0 and np.isfinite(config.occlusion)):
-        raise ConfigError(f"backbone.occlusion={config.occlusion} must be a number, zero or more")
+    def __post_init__(self) -> None:
+        """Refuse values the warp backbone cannot use."""
+        for key, choices in (("padding", PADDINGS), ("fill", FILLS), ("canvas", CANVASES)):
+            value = getattr(self, key)
+            if value not in choices:
+                raise ConfigError(f"backbone.{key}={value} is not one of: {', '.join(choices)}")
+        if not (self.occlusion >= 0 and np.isfinite(self.occlusion)):
+            raise ConfigError(f"backbone.occlusion={self.occlusion} must be a number, zero or more")
 
 
 class WarpBackbone:
@@ -75,7 +69,6 @@ class WarpBackbone:
 
     def render(self, config: WarpConfig, request: RenderRequest) -> np.ndarray:
         """Render every frame of the plan: uint8 frames [F, H, W, 3]."""
-        check(config)
         context, plan = request.context, request.plan
         if plan.free is not None and bool((plan.free >= 0.5).any()):
             share = float((plan.free >= 0.5).float().mean()) * 100
@@ -93,7 +86,7 @@ class WarpBackbone:
         use_opencv = config.canvas == "opencv" or (config.canvas == "auto" and context.device.type == "cpu" and fits_opencv)
         device = torch.device("cpu") if use_opencv else context.device
         image = context.image.to(device)  # [3, H, W]
-        background, front = plan.layers[0], plan.layers[1:]
+        front = plan.layers[1:]  # the background is drawn from the plate
         cores = [layer.core[0, 0].cpu().numpy() for layer in front]  # [H, W] each
         plate = background_plate(to_uint8(image), cores, config.fill)  # [H, W, 3]
         if use_opencv:
