@@ -40,8 +40,8 @@ def _load_pickle(path: Path, key: str, map_location: str) -> object:
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=map_location != "meta" and _is_zip(path))
     except pickle.UnpicklingError as exc:
-        if "weights only" not in str(exc).lower():
-            raise InputError(f"{key}={path} is not a readable torch file ({str(exc).splitlines()[0][:160]})") from exc
+        if "global" not in str(exc).lower():  # not a class or function the file asks for: bytes that are not a pickle
+            raise InputError(f"{key}={path} is not a readable torch file (its pickle is malformed)") from exc
         raise InputError(
             f"{key}={path} holds more than tensors and plain containers (loading it would run code from the file, which "
             "motionforge never does); save its state dict alone with torch.save, or as safetensors"
@@ -97,7 +97,7 @@ def read_shapes(path: Path, key: str) -> Shapes:
 
 def strip_prefix(names: Mapping[str, object], prefix: str) -> dict[str, object]:
     """The entries with ``prefix`` taken off the names that carry it (e.g. DataParallel's ``module.``)."""
-    return {name[len(prefix) :] if name.startswith(prefix) else name: value for name, value in names.items()}
+    return {name.removeprefix(prefix): value for name, value in names.items()}
 
 
 def shapes_of(state: Mapping[str, torch.Tensor]) -> Shapes:
