@@ -12,6 +12,7 @@ from __future__ import annotations
 import pickle
 import zipfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -137,3 +138,25 @@ def check_shapes(
     problem = mismatch(found, expected, optional)
     if problem:
         raise InputError(f"{key}={path} does not hold {what}: {problem}")
+
+
+def _required(name: str) -> bool:
+    """No key is optional (the default of :class:`WeightKind`)."""
+    return False
+
+
+@dataclass(frozen=True)
+class WeightKind:
+    """A released module that ``motionforge weights check`` recognises: how to read a path's shapes, and the module's own.
+
+    ``read`` gives a file's or folder's tensor shapes in the module's own key names (a prefix
+    stripped, old names mapped), or None when the path is not in this kind's layout at all (a file
+    where a folder is expected, another suffix); ``expected`` builds the full-size module on the
+    meta device (:func:`module_shapes`); ``optional`` names keys a released file may lack.
+    """
+
+    name: str  # short name, e.g. "cmp", "mofa_traj", "mofa_ldmk", "motion_i2v"
+    what: str  # one phrase, e.g. "CMP, MOFA-Video's sparse-to-dense flow network"
+    read: Callable[[Path], Shapes | None]
+    expected: Callable[[], Shapes]
+    optional: Callable[[str], bool] = _required
