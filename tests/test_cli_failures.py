@@ -401,3 +401,17 @@ def test_a_device_that_is_not_there_is_one_sentence(tmp_path, capsys, device) ->
     line = one_error(capsys, main(["animate", *SMALL, f"device={device}"]))
     assert line == f"error: device={device} is not available on this machine; use device=auto, device=cpu or device=cuda"
     assert left(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("backbone.scheduler_config.beta_end=0.02", "needs a leading +: +backbone.scheduler_config.beta_end=0.02"),
+        ("backbone.scheduler_config={beta_end:0.02}", "each with a leading +: +backbone.scheduler_config.NAME=VALUE"),
+    ],
+)
+def test_an_entry_of_a_settings_dict_without_a_plus_gets_the_override_that_works(tmp_path, capsys, override, message) -> None:
+    line = one_error(capsys, main(["animate", *SMALL, "backbone=animatediff_tiny", "steps=1", override]))
+    assert message in line
+    fixed = "+backbone.scheduler_config.beta_end=0.02"
+    assert main(["animate", *SMALL, "backbone=animatediff_tiny", "steps=1", "output.save=false", fixed]) == 0

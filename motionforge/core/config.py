@@ -196,7 +196,16 @@ def _node_keys(node: Any) -> list[str]:
     return [str(k) for k in node.keys() if k != "name"] if isinstance(node, DictConfig) else []
 
 
-def _explain_unknown_key(key: str, cfg: DictConfig | None, app: str) -> str:
+def _explain_dict_entry(key: str, given: str | None) -> str:
+    """One sentence on an override that adds an entry to a free-form settings dict (e.g. scheduler_config) without a +."""
+    parts = key.split(".")
+    if len(parts) >= 3:
+        value = given.split("=", 1)[1] if given and "=" in given else "VALUE"
+        return f"{key} adds an entry to the settings dict {'.'.join(parts[:2])}, which needs a leading +: +{key}={value}"
+    return f"{key} is a settings dict whose entries are set one at a time, each with a leading +: +{key}.NAME=VALUE"
+
+
+def _explain_unknown_key(key: str, cfg: DictConfig | None, app: str, given: str | None = None) -> str:
     """One sentence on an override of a key the composed config does not have, suggesting the nearest valid key."""
     parts = key.split(".")
     if cfg is not None and parts[0] == "adapters" and len(parts) >= 3:
@@ -216,6 +225,8 @@ def _explain_unknown_key(key: str, cfg: DictConfig | None, app: str) -> str:
         return unknown_key_message("adapter", name, key, _node_keys(node))
     if cfg is not None and parts[0] in ("backbone", "sampler") and len(parts) >= 2 and isinstance(cfg.get(parts[0]), DictConfig):
         node = cfg[parts[0]]
+        if parts[1] in node and isinstance(node[parts[1]], DictConfig):  # a free-form settings dict, e.g. scheduler_config
+            return _explain_dict_entry(key, given)
         return unknown_key_message(parts[0], str(node.get("name", "?")), key, _node_keys(node))
     parent = ".".join(parts[:-1])
     node = (OmegaConf.select(cfg, parent) if parent else cfg) if cfg is not None else None
@@ -264,7 +275,8 @@ def explain_hydra_error(
         key = override.group(1)
         others = [o for o in overrides if "=" in o and not o.startswith("-") and _override_key(o) != key]
         cfg = compose_without(others) if compose_without is not None else None
-        return _explain_unknown_key(key, cfg, app)
+        given = next((o.lstrip("+~") for o in overrides if "=" in o and _override_key(o) == key), None)
+        return _explain_unknown_key(key, cfg, app, given)
     merging = re.search(r"Error merging override (.+)$", message)
     if merging and cause is not None:
         return f"bad value in override {merging.group(1)}: {_first_line(str(cause))}"
@@ -333,7 +345,9 @@ def resolve_device(name: str) -> torch.device:
         return device
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"device={name} was asked for but this machine has no usable CUDA GPU; use device=cpu or device=auto")
+            raise ConfigError(
+                f"device={name} was asked for but this machine has no usable CUDA GPU; use device=cpu or device=auto"
+            )
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
             raise ConfigError(f"device={name} is not here: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
