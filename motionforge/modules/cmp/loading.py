@@ -8,6 +8,7 @@ runs no code from it; a safetensors file of the same state dict (prefix or not) 
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -32,7 +33,13 @@ def tolerated(name: str) -> bool:
 
 
 def expected_shapes(config: CMPConfig = FULL_CONFIG) -> checkpoints.Shapes:
-    """The state-dict shapes of a CMP of this config, from a build on the meta device."""
+    """The state-dict shapes of a CMP of this config, from a build on the meta device (a copy: callers may change it)."""
+    return dict(_shapes_of(config))
+
+
+@cache
+def _shapes_of(config: CMPConfig) -> checkpoints.Shapes:
+    """The state-dict shapes of a CMP of this config, built once."""
     return checkpoints.module_shapes(lambda: CMP(config))
 
 
@@ -45,8 +52,8 @@ def tiny_cmp() -> CMP:
 
 
 def file_shapes(path: Path) -> checkpoints.Shapes | None:
-    """A file's tensor shapes in CMP's own names (``module.`` taken off), or None for a folder (CMP is one file)."""
-    if not path.is_file():
+    """A file's tensor shapes in CMP's own names (``module.`` taken off), or None for a folder or a file of no weights suffix."""
+    if not path.is_file() or not path.name.endswith(checkpoints.SAFE_SUFFIXES + checkpoints.PICKLE_SUFFIXES):
         return None
     return dict(checkpoints.strip_prefix(checkpoints.read_shapes(path, "file"), PREFIX))
 
