@@ -209,7 +209,10 @@ def test_weights_check_gives_the_first_mismatch_and_status_1(tmp_path, capsys) -
 
 def test_weights_check_of_a_missing_or_unreadable_file_is_one_sentence_and_status_2(tmp_path, capsys) -> None:
     assert main(["weights", "check", str(tmp_path / "missing.pth.tar")]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing.pth.tar'} does not exist; give the path of a weights file or folder to check"
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: {tmp_path / 'missing.pth.tar'} does not exist; give the path of a weights file or folder to check"
+    )
     (tmp_path / "broken.pth.tar").write_bytes(b"not a torch file")
     assert main(["weights", "check", str(tmp_path / "broken.pth.tar")]) == 2
     err = capsys.readouterr().err.strip()

@@ -105,12 +105,16 @@ def test_stages_3_and_4_are_dilated_with_stride_1_in_every_block() -> None:
     ]
 
 
+def centre(k: int) -> float:
+    """Bin k's centre as the notes give it: k·(100/99) − 50 + 50/99 pixels."""
+    return k * (100 / 99) - 50 + 50 / 99
+
+
 def test_the_fuser_gives_the_bin_centres_for_one_hot_logits() -> None:
     fuser = Fuser(99, 50.0)
     logits = torch.full((3, 198, 1, 1), -1e4)
     for sample, (bin_x, bin_y) in enumerate([(0, 98), (49, 49), (10, 70)]):
         logits[sample, bin_x, 0, 0] = logits[sample, 99 + bin_y, 0, 0] = 1e4
-    centre = lambda k: k * (100 / 99) - 50 + 50 / 99  # noqa: E731
     expected = torch.tensor([[centre(0), centre(98)], [0.0, 0.0], [centre(10), centre(70)]])
     assert torch.allclose(fuser(logits)[..., 0, 0], expected, atol=1e-5)
     assert abs(centre(0) + 49.4949) < 1e-3

@@ -30,14 +30,14 @@ def cmp_densifier(checkpoint: str, device: torch.device | str = "cpu") -> CMPDen
 
 __all__ = [
     "CMP",
-    "CMPConfig",
-    "CMPDensifier",
     "FULL_CONFIG",
-    "Fuser",
     "TINY",
     "TINY_CONFIG",
     "WEIGHT_KINDS",
     "WHAT",
+    "CMPConfig",
+    "CMPDensifier",
+    "Fuser",
     "cmp_densifier",
     "densifier_memory",
     "expected_shapes",
