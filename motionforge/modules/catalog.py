@@ -17,7 +17,10 @@ from motionforge.core.errors import InputError
 from motionforge.modules import checkpoints
 
 # The module files whose WEIGHT_KINDS the catalog gathers, one a line.
-MODULES = ("motionforge.modules.cmp",)
+MODULES = (
+    "motionforge.modules.cmp",
+    "motionforge.modules.diffusers_folders",
+)
 # A file that has at least this share of a kind's keys is that kind (with a mismatch) rather than an unknown file.
 SAME_KIND_SHARE = 0.5
 
@@ -100,8 +103,9 @@ def check(path: Path) -> Verdict:
         if shapes is not None:
             read.append((kind, shapes))
     if not read:
-        layout = "a folder" if path.is_dir() else "this kind of file"
-        return Verdict(path, None, False, f"none of {', '.join(k.what for k in kinds())} is {layout}")
+        layout = "a folder" if path.is_dir() else "a file"
+        names = ", ".join(kind.name for kind in kinds())
+        return Verdict(path, None, False, f"it is {layout} that none of its kinds ({names}) reads")
     for kind, shapes in read:
         expected = _expected(kind)
         if checkpoints.mismatch(shapes, expected, kind.optional) is None:

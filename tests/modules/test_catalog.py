@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
+import struct
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -57,9 +61,43 @@ def test_a_file_of_no_known_module_names_the_closest_kind(tmp_path) -> None:
 def test_a_folder_or_file_no_kind_is_stored_as_says_so(tmp_path) -> None:
     verdict = catalog.check(tmp_path)
     assert verdict.kind is None and verdict.status == 1
-    assert "no module motionforge knows is stored this way (none of CMP" in verdict.line()
+    assert "no module motionforge knows is stored this way (it is a folder that none of its kinds (cmp, " in verdict.line()
     (tmp_path / "notes.txt").write_text("hello")
-    assert "is this kind of file" in catalog.check(tmp_path / "notes.txt").line()
+    assert "(it is a file that none of its kinds" in catalog.check(tmp_path / "notes.txt").line()
+
+
+def sparse_safetensors(path, shapes) -> None:
+    """A safetensors file of fp16 tensors of these shapes whose data is a hole (a sparse file: no disk, any size)."""
+    header, offset = {}, 0
+    for name, shape in shapes.items():
+        size = 2 * math.prod(shape)
+        header[name] = {"dtype": "F16", "shape": list(shape), "data_offsets": [offset, offset + size]}
+        offset += size
+    blob = json.dumps(header).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(blob)) + blob)
+        handle.truncate(8 + len(blob) + offset)
+
+
+def test_a_diffusers_unet_folder_is_checked_against_the_released_layout(tmp_path) -> None:
+    from motionforge.modules.diffusers_folders import sd15_unet_shapes
+
+    folder = tmp_path / "unet"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"_class_name": "UNet2DConditionModel", "cross_attention_dim": 768}))
+    shapes = sd15_unet_shapes()
+    sparse_safetensors(folder / "diffusion_pytorch_model.fp16.safetensors", shapes)
+    verdict = catalog.check(folder)
+    assert verdict.matches and verdict.kind.name == "sd15_unet"
+    assert verdict.line() == f"unet: the UNet of Stable Diffusion 1.5 (a diffusers folder) — all {len(shapes)} tensors match"
+    sparse_safetensors(folder / "diffusion_pytorch_model.fp16.safetensors", {**shapes, "conv_in.weight": (320, 9, 3, 3)})
+    assert (
+        catalog.check(folder).line().endswith("does not match: conv_in.weight has shape [320, 9, 3, 3], expected [320, 4, 3, 3]")
+    )
+    (folder / "diffusion_pytorch_model.fp16.safetensors").unlink()
+    with pytest.raises(InputError, match="has a config.json but no diffusion_pytorch_model weights"):
+        catalog.check(folder)
 
 
 def test_missing_and_unreadable_paths_are_one_sentence(tmp_path) -> None:
