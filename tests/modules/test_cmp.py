@@ -196,20 +196,33 @@ def test_shapes_are_checked_without_reading_the_data(tmp_path) -> None:
     assert checkpoints.mismatch(shapes, expected_shapes(), tolerated) is None
 
 
-@pytest.mark.skipif(
-    not os.environ.get("MOTIONFORGE_CMP_CHECKPOINT"), reason="set MOTIONFORGE_CMP_CHECKPOINT to the released file"
-)
+RELEASED = os.environ.get("MOTIONFORGE_CMP_CHECKPOINT")
+needs_release = pytest.mark.skipif(not RELEASED, reason="set MOTIONFORGE_CMP_CHECKPOINT to the released ckpt_iter_42000.pth.tar")
+
+
+@needs_release
 def test_the_released_weights_densify_a_drag_into_its_direction() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_cmp(os.environ["MOTIONFORGE_CMP_CHECKPOINT"], device)
+    model = load_cmp(RELEASED, device)
     assert model.config == FULL_CONFIG
     ys, xs = torch.meshgrid(torch.linspace(0, 1, 384), torch.linspace(0, 1, 384), indexing="ij")
     image = torch.stack([xs, ys, 0.5 * (xs + ys)])[None].to(device)  # [1, 3, 384, 384] a smooth gradient
-    sparse = torch.zeros(1, 4, 384, 384, device=device)
-    sparse[0, :, 192, 192] = torch.tensor([20.0, 0.0, 1.0, 1.0])  # one drag of 20 px to the right at the centre
+    still = torch.zeros(1, 4, 384, 384, device=device)
+    still[0, 2:, 192, 192] = 1.0  # a point that stays where it is
+    drag = still.clone()
+    drag[0, 0, 192, 192] = 20.0  # the same point dragged 20 px to the right
     with torch.no_grad():
-        flow = model(image, sparse)  # [1, 2, 384, 384]
-    assert torch.isfinite(flow).all()
-    near = flow[0, :, 176:208, 176:208].mean(dim=(1, 2))
-    assert near[0] > 5.0 and abs(float(near[1])) < near[0]
-    assert Path(os.environ["MOTIONFORGE_CMP_CHECKPOINT"]).is_file()
+        flows = model(image, torch.cat([still, drag]))  # [2, 2, 384, 384]
+    assert torch.isfinite(flows).all() and float(flows.abs().max()) < FULL_CONFIG.fmax
+    near = flows[:, :, 184:200, 184:200].mean(dim=(2, 3))  # [2, 2] mean flow around the point
+    assert float(near[1, 0] - near[0, 0]) > 2.0  # the drag moves its neighbourhood to the right
+    assert abs(float(near[1, 1] - near[0, 1])) < float(near[1, 0] - near[0, 0])
+
+
+@needs_release
+def test_the_released_weights_animate_the_sample_on_the_warp_preview(tmp_path) -> None:
+    from motionforge.cli import main
+
+    overrides = ["motion.densifier=cmp", f"motion.cmp_checkpoint={RELEASED}", "num_frames=4", "height=128", "width=128"]
+    assert main(["animate", *overrides, "progress=false", f"output.dir={tmp_path / 'run'}"]) == 0
+    assert (tmp_path / "run" / "animation.mp4").is_file() and Path(RELEASED).is_file()

@@ -68,6 +68,7 @@ def load_cmp(value: str, device: torch.device | str = "cpu", key: str = KEY) -> 
 
     A file is strict: every key of the network with its shape, none more, except the
     ``num_batches_tracked`` buffers the release lacks. The first key that does not fit is named.
+    A file whose stem is the tiny network's (a test's synthetic checkpoint) is checked against that one.
     """
     if str(value) == TINY:
         return tiny_cmp().to(device)
