@@ -1,4 +1,5 @@
-"""The command line: ``motionforge animate [overrides]``, ``motionforge bench suite=<name>`` and ``motionforge plugins [--json]``.
+"""The command line: ``motionforge animate [overrides]``, ``motionforge bench suite=<name>``, ``motionforge plugins [--json]``
+and ``motionforge weights check PATH``.
 
 ``animate`` and ``bench`` are thin ``@hydra.main`` wrappers around :func:`run` and :func:`bench_run`, so Hydra's flags (``--cfg job``,
 ``-m`` sweeps, ``--help``, ``hydra.run.dir=…``) behave as in any Hydra app. Errors the user can
@@ -34,6 +35,7 @@ commands:
   animate [key=value ...]   animate an image (Hydra overrides; --cfg job prints the config, -m sweeps)
   bench suite=<name> [...]  run a benchmark suite: backbones, overhead, control, kernels, preview
   plugins [--json]          list the installed plugins and what they register
+  weights check PATH [...]  say which released module a weights file or folder holds, and whether every key and shape fits
 
 options:
   --version                 print motionforge's version
@@ -245,6 +247,38 @@ def plugins_command(argv: Sequence[str]) -> int:
     return 0
 
 
+def weights_command(argv: Sequence[str]) -> int:
+    """``motionforge weights check PATH …``: which released module each path holds, and whether every key and shape matches.
+
+    Exit status 0 when every path matches its module, 1 when one does not (or is no known module),
+    2 when a path is missing or unreadable.
+    """
+    parser = argparse.ArgumentParser(
+        prog="motionforge weights", description="Check released module weights by their keys and shapes (no data is read)."
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    check = actions.add_parser("check", help="say which module each path holds and whether every key and shape matches")
+    check.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a weights file or folder")
+    check.add_argument("--json", action="store_true", help="print JSON for machines")
+    args = parser.parse_args(list(argv))
+    from motionforge.modules import catalog
+
+    verdicts = []
+    for path in args.paths:
+        try:
+            verdicts.append(catalog.check(path))
+        except MotionforgeError as exc:
+            if _debug():
+                raise
+            return _fail(str(exc))
+    if args.json:
+        print(json.dumps([verdict.record() for verdict in verdicts], indent=2))
+    else:
+        for verdict in verdicts:
+            print(verdict.line())
+    return max(verdict.status for verdict in verdicts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``motionforge`` command (Ctrl-C anywhere: one line, status 130)."""
     try:
@@ -271,8 +305,11 @@ def _main(args: list[str]) -> int:
         return bench_command(rest)
     if command == "plugins":
         return plugins_command(rest)
+    if command == "weights":
+        return weights_command(rest)
     return _fail(
-        f"unknown command {command!r}; use 'motionforge animate', 'motionforge bench' or 'motionforge plugins' (see motionforge --help)"
+        f"unknown command {command!r}; use 'motionforge animate', 'motionforge bench', 'motionforge plugins' or "
+        "'motionforge weights check' (see motionforge --help)"
     )
 
 

@@ -170,3 +170,50 @@ def test_debug_mode_keeps_the_traceback(monkeypatch, tmp_path) -> None:
 def test_python_dash_m_runs_the_command() -> None:
     result = motionforge("--version", env={**os.environ})
     assert result.returncode == 0 and result.stdout.startswith("motionforge ")
+
+
+def _released_cmp(path: Path, **changes) -> Path:
+    """A CMP file in the released layout (``module.`` keys, no num_batches_tracked), its tensors stride-0 views."""
+    import torch
+
+    from motionforge.modules.cmp import expected_shapes
+
+    state = {f"module.{k}": torch.zeros(()).expand(v) for k, v in expected_shapes().items() if "num_batches" not in k}
+    state.update({f"module.{k}": torch.zeros(shape) for k, shape in changes.items()})
+    torch.save({"step": 42000, "state_dict": state, "optimizer": {}}, path)
+    return path
+
+
+def test_weights_check_names_the_module_and_says_every_tensor_matches(tmp_path, capsys) -> None:
+    good = _released_cmp(tmp_path / "ckpt_iter_42000.pth.tar")
+    assert main(["weights", "check", str(good)]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("ckpt_iter_42000.pth.tar: CMP, MOFA-Video's sparse-to-dense flow network — all ")
+    assert out.endswith("tensors match (num_batches_tracked absent, as released)")
+    assert main(["weights", "check", str(good), "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["kind"] == "cmp" and record["matches"] is True
+
+
+def test_weights_check_gives_the_first_mismatch_and_status_1(tmp_path, capsys) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    bad = _released_cmp(tmp_path / "bad.pth.tar", **{"image_encoder.conv5.weight": (256, 1024, 1, 1)})
+    assert main(["weights", "check", str(bad)]) == 1
+    assert "image_encoder.conv5.weight has shape [256, 1024, 1, 1], expected [256, 2048, 1, 1]" in capsys.readouterr().out
+    save_file({"unet.weight": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    assert main(["weights", "check", str(tmp_path / "other.safetensors")]) == 1
+    assert "no module motionforge knows; the closest is CMP" in capsys.readouterr().out
+
+
+def test_weights_check_of_a_missing_or_unreadable_file_is_one_sentence_and_status_2(tmp_path, capsys) -> None:
+    assert main(["weights", "check", str(tmp_path / "missing.pth.tar")]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: {tmp_path / 'missing.pth.tar'} does not exist; give the path of a weights file or folder to check"
+    )
+    (tmp_path / "broken.pth.tar").write_bytes(b"not a torch file")
+    assert main(["weights", "check", str(tmp_path / "broken.pth.tar")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "not a readable torch file" in err and "\n" not in err

@@ -69,6 +69,21 @@ def test_each_tiny_backbone_command_runs(command, tmp_path) -> None:
     assert (run / "animation.mp4").is_file()
 
 
+def module_commands() -> list[str]:
+    """The `motionforge animate` lines of the README's Trained modules section that need no file (the tiny modules)."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Trained modules") : text.index("## Controls")]
+    lines = [line for block in re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL) for line in block.splitlines()]
+    return [line for line in lines if line.startswith("motionforge animate") and "=tiny" in line]
+
+
+@pytest.mark.parametrize("command", module_commands())
+def test_each_tiny_module_command_runs(command, tmp_path) -> None:
+    run = tmp_path / "run"
+    assert main([*shlex.split(command)[1:], "progress=false", "output.gif=false", f"hydra.run.dir={run}"]) == 0
+    assert (run / "animation.mp4").is_file()
+
+
 def bench_commands() -> list[str]:
     """The `motionforge bench` lines of the README's Benchmarks section."""
     text = README.read_text(encoding="utf-8")

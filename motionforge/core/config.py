@@ -27,7 +27,7 @@ CONFIG_MODULE = "motionforge.conf"
 CONFIG_NAME = "config"
 SCHEMA_NAME = "motionforge_schema"
 RESIZE_MODES = ("crop", "stretch")
-DENSIFIERS = ("gaussian",)
+DENSIFIERS = ("gaussian", "cmp")
 FPS_RANGE = (0.01, 240.0)  # frames per second the MP4 and GIF writers keep faithfully
 MAX_SEED = 2**63 - 1
 SIGMA_RANGE = (0.01, 1e5)  # pixels: narrower is one pixel's own weight, wider is flat over any frame
@@ -46,6 +46,7 @@ class MotionSettings:
     threshold: float = MISSING
     normalize: bool = MISSING
     feather: float = MISSING
+    cmp_checkpoint: str | None = MISSING
 
 
 @dataclass
@@ -416,6 +417,7 @@ def check_run(cfg: DictConfig) -> RunSettings:
     motion = cfg.motion
     if motion.densifier not in DENSIFIERS:
         raise ConfigError(f"motion.densifier={motion.densifier} is unknown; choose one of: {', '.join(DENSIFIERS)}")
+    check_cmp_checkpoint(motion.densifier, motion.cmp_checkpoint)
     if motion.sigma is not None:
         sigma = _finite("motion.sigma", motion.sigma, "give a width in pixels, or null")
         if not sigma > 0:
@@ -456,6 +458,24 @@ def check_run(cfg: DictConfig) -> RunSettings:
         device=resolve_device(cfg.device),
         progress=bool(cfg.progress),
     )
+
+
+def check_cmp_checkpoint(densifier: str, checkpoint: str | None) -> None:
+    """Refuse, in one sentence, a CMP densifier with no checkpoint, a checkpoint with no CMP densifier, or a path that is no file."""
+    if densifier == "cmp" and checkpoint in (None, ""):
+        raise ConfigError(
+            "motion.densifier=cmp needs motion.cmp_checkpoint: the path of MOFA-Video's CMP file (ckpt_iter_42000.pth.tar), "
+            "or motion.cmp_checkpoint=tiny for the tiny random network"
+        )
+    if densifier != "cmp" and checkpoint not in (None, ""):
+        raise ConfigError(
+            f"motion.cmp_checkpoint is set but motion.densifier={densifier}; add motion.densifier=cmp to use it, "
+            "or drop the checkpoint"
+        )
+    if densifier == "cmp" and checkpoint != "tiny":
+        from motionforge.modules.checkpoints import weights_path
+
+        weights_path(checkpoint, "motion.cmp_checkpoint", "CMP, MOFA-Video's sparse-to-dense flow network")
 
 
 def check_plugin_keys(cfg: DictConfig) -> None:

@@ -66,7 +66,7 @@ from motionforge.core.types import (
     Video,
 )
 from motionforge.core.watch import CountingDenoiser, StepWatcher
-from motionforge.motion.fuse import DensifySettings, fuse, magnitude
+from motionforge.motion.fuse import DensifySettings, SparseDensifier, fuse, magnitude
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,27 @@ def estimate_memory(registry: Registry, cfg: DictConfig, shape: RunShape) -> Mem
         gif=bool(cfg.output.save and cfg.output.gif),
         whole_plan=bool(getattr(entry.cls, "reads_whole_plan", True)),
         convert=not getattr(entry.cls, "draws_uint8", False),
+        densifier=densifier_memory(cfg.motion, shape),
     )
+
+
+def densifier_memory(motion: DictConfig, shape: RunShape) -> dict[str, int]:
+    """The bytes the configured densifier holds by part: none for the Gaussian one (its fields are the plan's), CMP's own."""
+    if motion.densifier != "cmp":
+        return {}
+    from motionforge.modules import cmp
+
+    config = cmp.TINY_CONFIG if motion.cmp_checkpoint == cmp.TINY else cmp.FULL_CONFIG
+    return cmp.densifier_memory(config, shape.num_frames, shape.height, shape.width)
+
+
+def make_densifier(motion: DictConfig, device: torch.device) -> SparseDensifier | None:
+    """The learned densifier the config asks for, its network loaded on the device, or None for the Gaussian densifier."""
+    if motion.densifier != "cmp":
+        return None
+    from motionforge.modules.cmp import cmp_densifier
+
+    return cmp_densifier(str(motion.cmp_checkpoint), device)
 
 
 # A flow that moves pixels further than this many times the frame's longer side is refused as nonsense.
@@ -479,7 +499,7 @@ def _animate(
                 hints, adapter_configs = build_hints(registry, cfg, context, use_sample=settings.image is None)
             with _timed(timings, "plan"):
                 densify = DensifySettings(cfg.motion.sigma, cfg.motion.threshold, cfg.motion.normalize, cfg.motion.feather)
-                plan: MotionPlan = fuse(hints, context, densify)
+                plan: MotionPlan = fuse(hints, context, densify, make_densifier(cfg.motion, context.device))
                 check_plan(plan, context)
             request = RenderRequest(
                 context, plan, settings.prompt, settings.fps, settings.steps, settings.seed, settings.progress

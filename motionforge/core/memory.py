@@ -157,16 +157,19 @@ def estimate_run(
     gif: bool = False,
     whole_plan: bool = True,
     convert: bool = True,
+    densifier: dict[str, int] | None = None,
 ) -> MemoryEstimate:
     """What a run of this shape adds at its peak: the hints (bytes per frame-pixel by adapter) and the plan throughout, and
     the largest of its stages; ``whole_plan`` when the backbone reads the plan's whole flow, ``convert`` when its frames
-    are float."""
+    are float; ``densifier``, the bytes a learned densifier holds by part (CMP: its weights, its work, its dense flow),
+    counted as held for the whole run."""
     from motionforge.core.flowfield import CHUNK_FRAMES
 
     pixels = shape.pixels
     held = {f"hint of {name}": int(per_pixel * pixels) for name, per_pixel in hints.items() if per_pixel}
     if whole_plan:
         held["the plan's flow"] = 2 * FLOAT_BYTES * pixels
+    held.update(densifier or {})
     frames_float = 3 * FLOAT_BYTES * pixels
     stages = {"render": dict(backbone)}
     host_stages: dict[str, dict[str, int]] = {}
@@ -185,7 +188,11 @@ def estimate_run(
 def hint_memory(adapter: Any) -> float:
     """Bytes per frame-pixel an adapter's hint holds: its class's ``memory_per_pixel``, or a dense flow's."""
     per_pixel = getattr(adapter, "memory_per_pixel", HINT_BYTES_PER_PIXEL)
-    return float(per_pixel) if isinstance(per_pixel, (int, float)) and math.isfinite(per_pixel) and per_pixel >= 0 else HINT_BYTES_PER_PIXEL
+    return (
+        float(per_pixel)
+        if isinstance(per_pixel, (int, float)) and math.isfinite(per_pixel) and per_pixel >= 0
+        else HINT_BYTES_PER_PIXEL
+    )
 
 
 # --------------------------------------------------------------------------------------------

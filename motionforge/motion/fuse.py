@@ -1,4 +1,4 @@
-"""Fusing hints into a motion plan: sparse → dense (Gaussian densifier), resizing flows, motion strength."""
+"""Fusing hints into a motion plan: sparse → dense (Gaussian densifier, or a learned one: CMP), resizing flows, strength."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -38,6 +38,16 @@ class DensifySettings:
     def sigma_for(self, height: int, width: int) -> float:
         """σ in pixels for a frame of this size."""
         return float(self.sigma) if self.sigma is not None else SIGMA_PER_SIDE * max(height, width)
+
+
+class SparseDensifier(Protocol):
+    """A learned densifier (CMP): the dense flow of sparse samples over the whole frame, given the picture."""
+
+    name: str  # how the manifest names it, e.g. "cmp"
+
+    def field(self, points: SparsePoints, context: MotionContext) -> FlowField:
+        """The samples' flow f_{0→i} at every pixel of the working frame, every frame: [F, 2, H, W] as a field."""
+        ...
 
 
 def sparse_points(hint: MotionHint) -> SparsePoints:
@@ -258,25 +268,35 @@ def _build_layers(
     camera: FlowField,
     context: MotionContext,
     settings: DensifySettings,
+    densifier: SparseDensifier | None = None,
 ) -> tuple[list[MotionLayer], torch.Tensor | None]:
     """The plan's layers, back to front, and the free part of the region (rules 2–4 of :func:`fuse`).
 
     ``blends`` are the regions whose hints blend their motion into their surroundings, with the
     width of that blend: a part of the region they cover is not a layer of its own but bends the
-    background's flow (a face, with hair and neck following it).
+    background's flow (a face, with hair and neck following it). ``densifier``, if given, gives
+    the background's flow from its samples instead of the Gaussian densifier.
     """
     height, width, device = context.height, context.width, context.device
     still = FlowField([], context.num_frames, height, width, device)
+
+    def spread(samples: SparsePoints | None) -> FlowField:
+        """The background's flow from its samples: the learned densifier's, or the Gaussian one's."""
+        if samples is None:
+            return still
+        if densifier is None:
+            return gaussian_field(samples, height, width, settings)
+        return densifier.field(samples, context) if len(samples) else still
+
     if region is None:
-        flow = gaussian_field(points, height, width, settings) if points is not None else still
-        return [MotionLayer("background", flow + dense + camera)], None
+        return [MotionLayer("background", spread(points) + dense + camera)], None
     labels, count = region_parts(region)
     part_of = np.zeros(0, dtype=np.int64)  # [N] the part each sample starts in (0: outside)
     if points is not None:
         xs, ys = points.positions[:, 0].long().cpu().numpy(), points.positions[:, 1].long().cpu().numpy()
         part_of = labels[ys, xs]
     outside = points.select(torch.from_numpy(part_of == 0).to(points.flow.device)) if points is not None else None
-    background = gaussian_field(outside, height, width, settings) if outside is not None else still
+    background = spread(outside)
     blend_of = np.zeros(count + 1)  # [parts + 1] each part's blend width, 0 for a cut-out
     for mask, blend in blends:
         covered = np.unique(labels[(mask[0, 0] >= 0.5).cpu().numpy()])
@@ -320,8 +340,13 @@ def _contribution(
     points: SparsePoints | None,
     context: MotionContext,
     settings: DensifySettings,
+    densifier: SparseDensifier | None = None,
 ) -> dict[str, Any]:
-    """What one hint brings to the plan, for the manifest: its kind, mean displacement and pixels covered."""
+    """What one hint brings to the plan, for the manifest: its kind, mean displacement and pixels covered.
+
+    With a learned densifier, which moves every pixel a little, a sparse hint records the
+    densifier's name instead of the pixels the Gaussian kernel would cover.
+    """
     record: dict[str, Any] = {}
     if points is not None:
         moving = points.flow[:, 1:].norm(dim=-1)  # [N, F-1]
@@ -329,8 +354,11 @@ def _contribution(
             kind="sparse",
             samples=len(points),
             mean_displacement=float(moving.mean()) if moving.numel() else 0.0,
-            pixels_covered=int(coverage(points, context.height, context.width, settings).sum()),
         )
+        if densifier is None:
+            record["pixels_covered"] = int(coverage(points, context.height, context.width, settings).sum())
+        else:
+            record["densifier"] = densifier.name
     elif hint.flow is not None:
         flow = hint.weight * hint.flow  # [F, 2, H, W]
         record.update(
@@ -360,7 +388,9 @@ def _strength_target(hints: dict[str, MotionHint]) -> float | None:
     return next(iter(asks.values()), None)
 
 
-def fuse(hints: dict[str, MotionHint], context: MotionContext, settings: DensifySettings) -> MotionPlan:
+def fuse(
+    hints: dict[str, MotionHint], context: MotionContext, settings: DensifySettings, densifier: SparseDensifier | None = None
+) -> MotionPlan:
     """Fuse the adapters' hints into one plan by one rule set, whatever order the adapters are listed in.
 
     1. Regions combine by union (the pixelwise maximum): the region is where object motion is allowed.
@@ -372,7 +402,10 @@ def fuse(hints: dict[str, MotionHint], context: MotionContext, settings: Densify
        those outside move only the outside (eqs. 6–7). So a brush with motion only inside keeps the
        rest of the picture still, two brushed objects follow their own tracks, and a face region
        from landmarks takes the landmark motion while trajectories outside move the rest
-       (MOFA-Video's hybrid blend).
+       (MOFA-Video's hybrid blend). A learned ``densifier`` (``motion.densifier=cmp``) replaces
+       eqs. 6–7 for the background's samples (all of them with no region), reading the picture
+       from ``context``; a part of a region still moves as one with its own samples
+       (:func:`densify_partition`), since a layer's flow must stay smooth over the whole frame.
     3. Dense hints (flow fields, driving videos) add, each multiplied by its weight, and are then
        restricted to the region.
     4. Camera hints add last, weighted, over the whole frame: a camera move also moves what the
@@ -407,7 +440,7 @@ def fuse(hints: dict[str, MotionHint], context: MotionContext, settings: Densify
     dense = sum((field for camera, field in fields if not camera), still)
     camera = sum((field for camera, field in fields if camera), still)
     blends = [(hint.region.to(like), hint.blend) for _, hint in ordered if hint.region is not None and hint.blend > 0]
-    layers, free = _build_layers(merged, region, blends, dense, camera, context, settings)
+    layers, free = _build_layers(merged, region, blends, dense, camera, context, settings, densifier)
     flow = composite_field(layers)
 
     before = flow.motion_strength()
@@ -439,7 +472,9 @@ def fuse(hints: dict[str, MotionHint], context: MotionContext, settings: Densify
         free=free,
         stats={
             "motion_strength": {"before": round(before, 4), "after": round(after, 4)},
-            "contributions": {name: _contribution(hint, sparse.get(name), context, settings) for name, hint in hints.items()},
+            "contributions": {
+                name: _contribution(hint, sparse.get(name), context, settings, densifier) for name, hint in hints.items()
+            },
         },
         layers=layers,
     )
