@@ -46,7 +46,9 @@ TINY_CONFIG: dict[str, Any] = {
     "motion_max_seq_length": 32,
     "use_motion_mid_block": True,
 }
-_MODULE = re.compile(r"^(?P<head>(?:down_blocks|up_blocks)\.\d+\.motion_modules\.\d+|mid_block\.motion_modules\.\d+)\.(?P<tail>.+)$")
+_MODULE = re.compile(
+    r"^(?P<head>(?:down_blocks|up_blocks)\.\d+\.motion_modules\.\d+|mid_block\.motion_modules\.\d+)\.(?P<tail>.+)$"
+)
 # file name part → MotionAdapter's (inside a module, after temporal_transformer.)
 _RENAMES = ((".attention_blocks.0.", ".attn1."), (".attention_blocks.1.", ".attn2."), (".norms.0.", ".norm1."), (".norms.1.", ".norm2."), (".ff_norm.", ".norm3."))  # fmt: skip
 _FIRST_TABLE = re.compile(r"\.attention_blocks\.0\.pos_encoder\.pe$")

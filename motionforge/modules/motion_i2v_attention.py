@@ -117,7 +117,7 @@ class MotionI2VAttnProcessor:
     def sequence(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The interleaved sequence's real frames (positions 0, 2, …, 2L−2) and warped ones (1, 3, …, 2L−3), positions added."""
         context = self.context
-        sequences, length, channels = hidden_states.shape
+        sequences, length, _ = hidden_states.shape  # [B·h·w, L, C]
         if context.size is None:
             raise RuntimeError("Motion-I2V's attention ran outside a motion module (no layer size was recorded)")
         height, width = context.size
@@ -165,7 +165,9 @@ def installed(unet: Any, context: MotionI2VContext) -> Iterator[None]:
                     raise RuntimeError(f"Motion-I2V's attention needs the sinusoidal positions of {name}, which has none")
                 tables.append((block, block.pos_embed))
                 for attn in ("attn1", "attn2"):
-                    swapped[f"{name}.transformer_blocks.{index}.{attn}.processor"] = MotionI2VAttnProcessor(context, block.pos_embed.pe)
+                    swapped[f"{name}.transformer_blocks.{index}.{attn}.processor"] = MotionI2VAttnProcessor(
+                        context, block.pos_embed.pe
+                    )
                 block.pos_embed = None  # the processor adds the positions on the interleaved sequence itself
         unet.set_attn_processor(swapped)
         yield

@@ -180,7 +180,11 @@ class AnimateDiffBackbone(DiffusionBase):
         else:
             motion_adapter.check_fit(adapter_folder, unet_config, folder)
             adapter = None
-        ip = None if config.ip_adapter is None else ip_adapter.paths(config.ip_adapter, config.ip_adapter_image_encoder, config.allow_pickle)
+        ip = (
+            None
+            if config.ip_adapter is None
+            else ip_adapter.paths(config.ip_adapter, config.ip_adapter_image_encoder, config.allow_pickle)
+        )
         state = ip_adapter.read_weights(ip[0]) if ip else None
         parts = {
             "unet": loading.Part(UNet2DConditionModel.from_pretrained, "the UNet"),
@@ -238,7 +242,9 @@ class AnimateDiffBackbone(DiffusionBase):
             init_flow=strength.flow_at_strength(plan.flow, plan.strength) if from_strength else None,
         )  # fmt: skip
         # 6. The sampler's input (at most the positional table's frames per call), and the decoder bound to this run
-        limit = FrameLimit(int(models.unet.config.motion_max_seq_length), "the motion modules' positional table (motion_max_seq_length)")
+        limit = FrameLimit(
+            int(models.unet.config.motion_max_seq_length), "the motion modules' positional table (motion_max_seq_length)"
+        )
         limit = motion_i2v.frame_limit(models.unet) if module else limit
         latents = steered.latents.to(context.device)  # [1, F, C, h, w] at the schedule's first sigma
         problem = SamplerInput(steered.denoiser, schedule.sigmas, latents, motion_adapter.FRAMES, generator, stepper, limit)
