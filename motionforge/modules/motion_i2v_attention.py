@@ -131,7 +131,7 @@ class MotionI2VAttnProcessor:
         table = self.table[0, :positions].to(device=hidden_states.device, dtype=hidden_states.dtype)  # [2L−1, C]
         if length == 1:
             return hidden_states + table, hidden_states[:, :0]  # frame 0 alone: nothing to warp
-        source = rearrange(hidden_states[:, 0], "(b h w) c -> b c h w", b=batch, h=height, w=width)  # [B, C, h, w]
+        source = rearrange(hidden_states[:, 0].float(), "(b h w) c -> b c h w", b=batch, h=height, w=width)  # [B, C, h, w]
         flow = context.flows(length, height, width, hidden_states.device)  # [L−1, 2, h, w]
         others = length - 1
         warped = splat(
