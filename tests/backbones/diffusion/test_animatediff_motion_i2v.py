@@ -20,7 +20,7 @@ TINY = ["backbone=animatediff_tiny", "backbone.motion_i2v=tiny"]
 SMALL = [
     "height=64",
     "width=64",
-    "steps=2",
+    "steps=1",
     "seed=3",
     "progress=false",
     "output.mp4=false",
