@@ -96,13 +96,7 @@ def test_kernels_times_the_reference_on_a_cpu_when_asked(tmp_path) -> None:
 def test_a_snapshot_goes_to_benchmarks_results(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     bench(
-        tmp_path,
-        "suite=preview",
-        "suite.num_frames=2",
-        "suite.height=32",
-        "suite.width=32",
-        "suite.repeats=1",
-        "snapshot=true",
+        tmp_path, "suite=preview", "suite.num_frames=2", "suite.height=32", "suite.width=32", "suite.repeats=1", "snapshot=true",
         "suite.memory_frames=[2,4]",
     )
     assert sorted(p.name for p in (tmp_path / "benchmarks" / "results").iterdir()) == [
