@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from einops import rearrange
 
+from motionforge.core.flowfield import FlowField
 from motionforge.core.types import Denoiser
 from motionforge.kernels import splat, temporal_attention
 from motionforge.motion.fuse import resize_flow
@@ -39,20 +40,21 @@ from motionforge.motion.fuse import resize_flow
 class MotionI2VContext:
     """One run's state for the processors: the plan's flows, the current window, and the size of the layer now running."""
 
-    flow: torch.Tensor  # [F, 2, H, W] the plan's f_{0→i} in working pixels
+    flow: torch.Tensor | FlowField  # [F, 2, H, W] the plan's f_{0→i} in working pixels (a field is read a frame at a time)
     frames: torch.Tensor | None = None  # [Fw] the clip's frame indices of the current window (None: 0 … L−1)
     size: tuple[int, int] | None = None  # (h, w) of the motion module running now (set by its pre-hook)
     attention_backend: str | None = None  # motionforge.kernels backend= of temporal_attention (None: automatic)
     splat_backend: str | None = None  # motionforge.kernels backend= of splat (None: automatic)
-    _resized: dict[tuple[int, int, str], torch.Tensor] = field(default_factory=dict, repr=False)
+    _resized: dict[tuple[int, int, int, str], torch.Tensor] = field(default_factory=dict, repr=False)
     _flows: dict[tuple[Any, ...], torch.Tensor] = field(default_factory=dict, repr=False)
 
-    def resized(self, height: int, width: int, device: torch.device) -> torch.Tensor:
-        """The plan's flows at height×width, displacements scaled by the size ratio (once per size): [F, 2, h, w] float32."""
-        key = (height, width, str(device))
-        if key not in self._resized:
-            self._resized[key] = resize_flow(self.flow.to(device).float(), height, width)
-        return self._resized[key]
+    def resized(self, frames: list[int], height: int, width: int, device: torch.device) -> torch.Tensor:
+        """The plan's flows of some frames at h×w, displacements scaled by the size ratio (once per frame and size): [n, 2, h, w]."""
+        for frame in frames:
+            key = (frame, height, width, str(device))
+            if key not in self._resized:
+                self._resized[key] = resize_flow(self.flow[frame][None].to(device).float(), height, width)[0]  # [2, h, w]
+        return torch.stack([self._resized[frame, height, width, str(device)] for frame in frames])  # float32
 
     def window_frames(self, length: int) -> torch.Tensor:
         """The clip's frame indices of a window of ``length`` frames: [L]."""
@@ -64,10 +66,9 @@ class MotionI2VContext:
         frames = self.window_frames(length).tolist()
         key = (tuple(frames), height, width, str(device))
         if key not in self._flows:
-            full = self.resized(height, width, device)  # [F, 2, h, w]
-            targets = full[frames[1:]]  # [L−1, 2, h, w] f_{0→t}
+            targets = self.resized(frames[1:], height, width, device)  # [L−1, 2, h, w] f_{0→t}
             if frames[0] != 0:
-                start = full[frames[0]][None].expand_as(targets)  # [L−1, 2, h, w] f_{0→a}
+                start = self.resized(frames[:1], height, width, device).expand_as(targets)  # [L−1, 2, h, w] f_{0→a}
                 targets = splat(targets - start, start, "avg", backend=self.splat_backend)  # f_{a→t} at frame a's pixels
             self._flows[key] = targets
         return self._flows[key]

@@ -233,7 +233,7 @@ class AnimateDiffBackbone(DiffusionBase):
         denoiser = KarrasDenoiser(model, schedule)
         module = config.motion_i2v is not None
         if module:
-            denoiser = motion_i2v.wrap(denoiser, models.unet, plan.flow, runtime.warped_backends(config))
+            denoiser = motion_i2v.wrap(denoiser, models.unet, plan.field, runtime.warped_backends(config))
         from_strength = config.init_flow_from_strength and plan.strength is not None
         steered = steering.steer(
             denoiser, config, plan, schedule=schedule, noise=noise,

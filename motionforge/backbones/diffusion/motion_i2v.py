@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from motionforge.core.errors import ConfigError
+from motionforge.core.flowfield import FlowField
 from motionforge.core.types import Denoiser, FrameLimit, MotionContext
 from motionforge.modules import motion_i2v
 from motionforge.modules.motion_i2v_attention import MotionI2VAttention, MotionI2VContext
@@ -89,8 +90,8 @@ def frame_limit(unet: Any) -> FrameLimit:
     return FrameLimit((table + 1) // 2, f"Motion-I2V's interleaved sequence of 2L−1 positions in a table of {table}")
 
 
-def wrap(denoiser: Denoiser, unet: Any, flow: torch.Tensor, backends: tuple[str | None, str | None]) -> Denoiser:
-    """The denoiser with Motion-I2V's attention installed around each call, driven by the plan's flow [F, 2, H, W]."""
+def wrap(denoiser: Denoiser, unet: Any, flow: FlowField, backends: tuple[str | None, str | None]) -> Denoiser:
+    """The denoiser with Motion-I2V's attention installed around each call, driven by the plan's flow field [F, 2, H, W]."""
     context = MotionI2VContext(flow)
     context.attention_backend, context.splat_backend = backends
     return MotionI2VAttention(denoiser, unet, context)
