@@ -178,7 +178,7 @@ def read(path: Path) -> Shapes | None:
     """A file's shapes under MotionAdapter's keys when it is in motion_block.bin's layout (None: another kind of file or a folder)."""
     if path.is_dir() or not path.name.endswith(checkpoints.SAFE_SUFFIXES + checkpoints.PICKLE_SUFFIXES):
         return None
-    found = checkpoints.read_shapes(path, "motionforge weights check")
+    found = checkpoints.read_shapes(path, "file")
     if not any(".motion_modules." in name and ".temporal_transformer." in name for name in found):
         return None
     return {target: shape for name, shape in found.items() if (target := diffusers_name(name)) is not None}

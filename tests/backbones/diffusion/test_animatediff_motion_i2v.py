@@ -141,3 +141,19 @@ def test_the_released_module_loads_strictly_and_runs_without_nans() -> None:
     frames = read_png_frames(Path("run/frames"))
     assert manifest["steering"] == ["motion_i2v"] and frames.shape == (16, 320, 512, 3)
     assert frames.std() > 1.0  # a decoded picture, not a NaN-black clip
+
+
+def test_the_model_cache_tells_modules_apart(tmp_path) -> None:
+    from motionforge.backbones.diffusion.animatediff import AnimateDiffBackbone, AnimateDiffConfig, AnimateDiffTinyConfig
+
+    backbone = AnimateDiffBackbone()
+    keys = {
+        backbone.cache_extra(config)
+        for config in (
+            AnimateDiffTinyConfig(),
+            AnimateDiffTinyConfig(motion_i2v="tiny"),
+            AnimateDiffConfig(motion_i2v=str(tmp_path / "a" / "motion_block.bin")),
+            AnimateDiffConfig(motion_i2v=str(tmp_path / "b" / "motion_block.bin")),
+        )
+    }
+    assert len(keys) == 4
