@@ -42,7 +42,7 @@ def test_preview_measures_frames_per_second(tmp_path) -> None:
 def test_backbones_runs_every_combination_and_says_which_cannot_run(tmp_path) -> None:
     rows, _ = bench(
         tmp_path, "suite=backbones", "suite.backbones=[animatediff_tiny]", "suite.samplers=[single,phased]", "suite.num_frames=[40]",
-        "suite.steps=5",
+        "suite.steps=5", "suite.modules=[]",
     )  # fmt: skip
     by = {(r["sampler"], r["num_frames"]): r for r in rows}
     assert all((r["height"], r["width"], r["steps"]) == (64, 64, 5) for r in rows)  # what tells sweep jobs apart
@@ -53,6 +53,20 @@ def test_backbones_runs_every_combination_and_says_which_cannot_run(tmp_path) ->
     assert phased["denoiser_calls"] == 5 + 2 * 1 and phased["frame_evaluations"] == 7 * 16 and phased["peak_rss_mb"] > 0
     assert phased["s_per_frame"] == pytest.approx(phased["render_s"] / 40, rel=1e-3)
     assert (tmp_path / "run" / "time_vs_frames.png").is_file()
+
+
+def test_backbones_times_each_trained_module_over_its_plain_backbone(tmp_path) -> None:
+    rows, table = bench(
+        tmp_path, "suite=backbones", "suite.backbones=[]", "suite.steps=1", "suite.module_frames=4",
+    )  # fmt: skip
+    modules = [r for r in rows if "module" in r]
+    assert len(modules) == len(rows)  # the grid of backbones is empty: only the module and its plain backbone ran
+    assert [(r["backbone"], r["module"]) for r in modules] == [
+        ("animatediff_tiny", "none"),
+        ("animatediff_tiny+motion_i2v", "motion_i2v"),
+    ]
+    assert all(r["num_frames"] == 4 and r["denoiser_calls"] == 1 and r["peak_rss_mb"] > 0 for r in modules)
+    assert "animatediff_tiny+motion_i2v over animatediff_tiny at 4 frames (single): render time ×" in table
 
 
 def test_overhead_pairs_the_engine_with_the_diffusers_pipeline(tmp_path) -> None:
@@ -113,6 +127,7 @@ def test_a_sweep_runs_one_job_per_value(tmp_path) -> None:
         (["suite=overhead", "suite.backbones=[warp]"], "the overhead suite compares: animatediff, svd"),
         (["suite=backbones", "suite.backbones=[svd_tiny,animatedif_tiny]"], "there is no backbone named 'animatedif_tiny'"),
         (["suite=backbones", "suite.samplers=[phazed]"], "there is no sampler named 'phazed'"),
+        (["suite=backbones", "suite.modules=[{name:x,backbone:nope}]"], "there is no backbone named 'nope'"),
         (["suite=preview", "suite.repeats=0"], "suite.repeats=0 must be at least 1"),
     ],
 )

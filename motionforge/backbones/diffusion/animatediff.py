@@ -8,6 +8,7 @@ this is AnimateDiffPipeline; with it, frame 0 is the picture's clean latent at e
 IP-Adapter (:mod:`.ip_adapter`) may condition every frame on the picture's CLIP embedding. 16 trained
 frames (more with a warning), at most motion_max_seq_length per call. The zero-shot controls are
 :mod:`.steering`'s, off or no-ops by default; ``animatediff_tiny`` is this code on a small random model.
+``motion_i2v`` puts Motion-I2V's trained motion module in the adapter's place (:mod:`.motion_i2v`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 from einops import rearrange
 
-from motionforge.backbones.diffusion import ip_adapter, loading, motion_adapter, steering, tiny
+from motionforge.backbones.diffusion import ip_adapter, loading, motion_adapter, motion_i2v, runtime, steering, tiny
 from motionforge.backbones.diffusion.base import DiffusionBase, DiffusionParams, vae_decoder, vae_scale_factor
 from motionforge.backbones.diffusion.schedules import KarrasDenoiser
 from motionforge.backbones.diffusion.steering import strength
@@ -55,7 +56,8 @@ class AnimateDiffConfig(AnimateDiffParams):
     """Parameters of the animatediff backbone: an SD1.5 folder, a motion adapter folder and the conditioning."""
 
     pretrained: str | None = None  # local folder of an SD1.5 checkpoint in diffusers format
-    motion_adapter: str | None = None  # local folder of a diffusers MotionAdapter for SD1.5
+    motion_adapter: str | None = None  # local folder of a diffusers MotionAdapter for SD1.5 (null with motion_i2v)
+    motion_i2v: str | None = None  # Motion-I2V's motion_block.bin (or .safetensors) in the adapter's place; null: none
     allow_pickle: bool = False  # also load pickle-based weights (.bin …): only for files you trust
     ip_adapter: str | None = None  # local IP-Adapter weights file (…/models/ip-adapter_sd15.safetensors); null: none
     ip_adapter_image_encoder: str | None = None  # local folder of its CLIP image encoder (null: image_encoder/ beside the file)
@@ -66,6 +68,7 @@ class AnimateDiffTinyConfig(AnimateDiffParams):
     """Parameters of the animatediff_tiny backbone: the conditioning only (the model is built from config)."""
 
     ip_adapter: bool = False  # put a tiny random IP-Adapter (and CLIP image encoder) on the model
+    motion_i2v: str | None = None  # tiny: a tiny random Motion-I2V module (seed 0), or a file of one; null: the tiny adapter
 
 
 @dataclass
@@ -124,6 +127,7 @@ class AnimateDiffModel:
 def check_params(config: AnimateDiffParams) -> None:
     """Check AnimateDiff's parameters and the steering keys; one sentence per mistake."""
     steering.check(config)
+    motion_i2v.check(config)
     if config.guidance_scale < 0:
         raise ConfigError(f"backbone.guidance_scale={config.guidance_scale} must be zero or more (7.5 by default)")
     if config.decode_chunk_size < 1:
@@ -151,21 +155,36 @@ class AnimateDiffBackbone(DiffusionBase):
     offload_order = ("text_encoder", "image_encoder", "unet", "vae")  # diffusers' model_cpu_offload_seq
 
     def cache_extra(self, config: Any) -> tuple[Any, ...]:
-        """The IP-Adapter on the UNet (its files; the tiny preset's flag)."""
+        """The IP-Adapter on the UNet (its files; the tiny preset's flag) and Motion-I2V's module (its file, or tiny)."""
+        module = motion_i2v.cache_key(config)
         if isinstance(config.ip_adapter, bool) or config.ip_adapter is None:
-            return (config.ip_adapter,)
-        return (str(ip_adapter.paths(config.ip_adapter, config.ip_adapter_image_encoder, config.allow_pickle)),)
+            return (config.ip_adapter, *module)
+        return (str(ip_adapter.paths(config.ip_adapter, config.ip_adapter_image_encoder, config.allow_pickle)), *module)
+
+    def folder_keys(self, config: Any) -> dict[str, str]:
+        """The SD1.5 folder, and the motion adapter's unless Motion-I2V's module takes its place."""
+        motion_i2v.check(config)
+        return {"pretrained": self.folders["pretrained"]} if config.motion_i2v is not None else self.folders
 
     def load_folders(self, config: AnimateDiffConfig, folders: dict[str, Path], dtype: torch.dtype, device: torch.device) -> Any:
         """The SD1.5 components and the motion adapter (checked first, the IP-Adapter's file too), motion modules inserted."""
         from diffusers import AutoencoderKL, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        folder, adapter_folder = folders["pretrained"], folders["motion_adapter"]
+        folder, adapter_folder = folders["pretrained"], folders.get("motion_adapter")
         advice = "pass an SD1.5 folder (StableDiffusionPipeline), or use backbone=svd for SVD"
         unet_config = loading.check_pipeline(folder, KEY, COMPONENTS, "Stable Diffusion 1.5", ("UNet2DConditionModel", 4), advice)
-        motion_adapter.check_fit(adapter_folder, unet_config, folder)
-        ip = None if config.ip_adapter is None else ip_adapter.paths(config.ip_adapter, config.ip_adapter_image_encoder, config.allow_pickle)
+        if adapter_folder is None:
+            adapter = motion_i2v.load(config.motion_i2v, unet_config)  # checked key for key before SD1.5 loads
+            adapter_folder = Path(config.motion_i2v)
+        else:
+            motion_adapter.check_fit(adapter_folder, unet_config, folder)
+            adapter = None
+        ip = (
+            None
+            if config.ip_adapter is None
+            else ip_adapter.paths(config.ip_adapter, config.ip_adapter_image_encoder, config.allow_pickle)
+        )
         state = ip_adapter.read_weights(ip[0]) if ip else None
         parts = {
             "unet": loading.Part(UNet2DConditionModel.from_pretrained, "the UNet"),
@@ -174,7 +193,7 @@ class AnimateDiffBackbone(DiffusionBase):
             "tokenizer": loading.Part(CLIPTokenizer.from_pretrained, "the tokenizer", False),
         }
         loaded = loading.load_parts(folder, parts, config.allow_pickle, dtype, torch.device("cpu"), KEY)
-        adapter = motion_adapter.load(adapter_folder, config.allow_pickle, dtype)
+        adapter = adapter if adapter is not None else motion_adapter.load(adapter_folder, config.allow_pickle, dtype)
         unet = loading.place(motion_adapter.motion_unet(loaded["unet"], adapter, folder, adapter_folder), device, dtype)
         vae, text_encoder = (loading.place(loaded[name], device, dtype) for name in ("vae", "text_encoder"))
         image = ip_adapter.load(unet, state, *ip, config.allow_pickle, dtype) if ip is not None and state is not None else None
@@ -208,27 +227,38 @@ class AnimateDiffBackbone(DiffusionBase):
         factor = vae_scale_factor(models.vae)
         shape = (1, models.unet.config.in_channels, context.num_frames, context.height // factor, context.width // factor)
         noise = rearrange(torch.randn(shape, generator=generator, dtype=embeddings.dtype), "b c f h w -> b f c h w")
-        # 5. The guided motion UNet as a sigma-space denoiser, steered by the plan (selective noising holds frame 0)
+        # 5. The guided motion UNet as a sigma-space denoiser (Motion-I2V's attention on the plan's flow, with its module),
+        #    steered by the plan (selective noising holds frame 0)
         model = AnimateDiffModel(models.unet, embeddings, negative, config.guidance_scale, image_embeds)
+        denoiser = KarrasDenoiser(model, schedule)
+        module = config.motion_i2v is not None
+        if module:
+            denoiser = motion_i2v.wrap(denoiser, models.unet, plan.field, runtime.warped_backends(config))
         from_strength = config.init_flow_from_strength and plan.strength is not None
         steered = steering.steer(
-            KarrasDenoiser(model, schedule), config, plan, schedule=schedule, noise=noise,
+            denoiser, config, plan, schedule=schedule, noise=noise,
             reference=lambda: steering.reference_latent(models, context.image), unet=models.unet, guidance=2 if guided else 1,
             hold_first_frame=config.selective_noising,
             init_flow=strength.flow_at_strength(plan.flow, plan.strength) if from_strength else None,
         )  # fmt: skip
         # 6. The sampler's input (at most the positional table's frames per call), and the decoder bound to this run
-        limit = FrameLimit(int(models.unet.config.motion_max_seq_length), "the motion modules' positional table (motion_max_seq_length)")
+        limit = FrameLimit(
+            int(models.unet.config.motion_max_seq_length), "the motion modules' positional table (motion_max_seq_length)"
+        )
+        limit = motion_i2v.frame_limit(models.unet) if module else limit
         latents = steered.latents.to(context.device)  # [1, F, C, h, w] at the schedule's first sigma
         problem = SamplerInput(steered.denoiser, schedule.sigmas, latents, motion_adapter.FRAMES, generator, stepper, limit)
         decode = vae_decoder(models.vae, schedule, config.decode_chunk_size)
-        return Prepared(problem, decode, self.notes(plan, steered.used), steered.used)
+        used = [motion_i2v.STEERING, *steered.used] if module else steered.used
+        said = motion_i2v.notes(config, context, self.models_factory is not None) if module else []
+        return Prepared(problem, decode, [*self.notes(plan, used), *said], used)
 
 
 def tiny_models(config: AnimateDiffTinyConfig, dtype: torch.dtype, device: torch.device) -> AnimateDiffModels:
     """The tiny SD1.5 components and motion adapter (:mod:`motionforge.backbones.diffusion.tiny`, seed 0), the tiny IP-Adapter if asked."""
     parts = tiny.tiny_sd_components()
-    unet = motion_adapter.motion_unet(parts["unet"], tiny.tiny_motion_adapter())
+    adapter = tiny.tiny_motion_adapter() if config.motion_i2v is None else motion_i2v.tiny_module(config.motion_i2v)
+    unet = motion_adapter.motion_unet(parts["unet"], adapter)
     unet, vae, text_encoder = (loading.place(model, device, dtype) for model in (unet, parts["vae"], parts["text_encoder"]))
     image = tiny.install_tiny_ip_adapter(unet, parts["unet"], device, dtype) if config.ip_adapter else None
     return AnimateDiffModels(unet, vae, text_encoder, parts["tokenizer"], tiny.scheduler_config(parts["scheduler"]), image)

@@ -89,6 +89,10 @@ class DiffusionBase:
         """What else besides folders, dtype and device tells apart two loads of this backbone (e.g. an IP-Adapter file)."""
         return ()
 
+    def folder_keys(self, config: Any) -> dict[str, str]:
+        """The folder keys this config needs (``folders`` by default; a key another one replaces may be left out)."""
+        return self.folders
+
     def load(self, config: Any, device: torch.device) -> Any:
         """The models on device in the config's dtype, loaded (or built) once per process through the model cache."""
         dtype = loading.resolve_dtype(config.dtype, device)
@@ -99,7 +103,7 @@ class DiffusionBase:
         else:
             folders = {
                 option: loading.local_folder(getattr(config, option), f"backbone.{option}", what, tiny=self.tiny)
-                for option, what in self.folders.items()
+                for option, what in self.folder_keys(config).items()
             }
             extra = (*self.cache_extra(config), config.allow_pickle)
             key = (self.name, *map(str, folders.values()), *extra, str(dtype), str(device), config.cpu_offload)

@@ -1,4 +1,7 @@
-"""The `backbones` suite: backbone × sampler × num_frames, each run in its own process; time, cost and peak memory."""
+"""The `backbones` suite: backbone × sampler × num_frames, each run in its own process; time, cost and peak memory.
+
+The trained motion modules (``suite.modules``) are timed against their plain backbone too (:mod:`.modules`).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +13,11 @@ from omegaconf import DictConfig
 from motionforge.bench.report import group, line_plot, series
 from motionforge.bench.runs import animate_in_process
 from motionforge.bench.settings import BenchSettings
+from motionforge.bench.suites import modules
 from motionforge.core.registry import get_registry
 
 COLUMNS = [
-    "backbone", "sampler", "num_frames", "height", "width", "steps", "wall_s", "s_per_frame", "denoiser_calls",
+    "backbone", "module", "sampler", "num_frames", "height", "width", "steps", "wall_s", "s_per_frame", "denoiser_calls",
     "frame_evaluations", "peak_rss_mb", "peak_cuda_mb", "skipped",
 ]  # fmt: skip
 
@@ -25,6 +29,7 @@ def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
         registry.get("backbone", backbone)  # a misspelt name is an error here, not a table of skipped runs
     for sampler in suite.samplers:
         registry.get("sampler", sampler)
+    modules.check(suite)
     rows = []
     for backbone in suite.backbones:
         for sampler in suite.samplers:
@@ -37,7 +42,8 @@ def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
                 folder = settings.folder / "runs" / f"{backbone}-{sampler}-{frames}" if settings.folder else None
                 manifest = animate_in_process(overrides, folder)
                 rows.append(row(backbone, sampler, frames, manifest, int(suite.height), int(suite.width), int(suite.steps)))
-    return rows
+    measure = lambda *args: row(*args, int(suite.height), int(suite.width), int(suite.steps))
+    return rows + modules.run(suite, settings, measure)
 
 
 def row(
@@ -66,7 +72,7 @@ def row(
 def summary(rows: list[dict[str, Any]]) -> list[str]:
     """Per backbone: phased's denoiser calls over periodic_overlap's at the longest clip, and each sampler's peak memory growth."""
     lines = []
-    done = [r for r in rows if "skipped" not in r]
+    done = [r for r in rows if "skipped" not in r and "module" not in r]
     for backbone, mine in group(done, "backbone").items():
         at = {(r["sampler"], r["num_frames"]): r for r in mine}
         longest, shortest = max(r["num_frames"] for r in mine), min(r["num_frames"] for r in mine)
@@ -81,11 +87,11 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
                         lines.append(
                             f"{backbone}, {sampler}: {label} at {longest} frames / {shortest} = {high / low:.3f} (goal ≤ 1.5)"
                         )
-    return lines
+    return lines + modules.summary(rows)
 
 
 def plots(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
     """Render time against frames, one line per backbone and sampler."""
-    done = [r for r in rows if "skipped" not in r]
+    done = [r for r in rows if "skipped" not in r and "module" not in r]
     lines = series(done, lambda r: f"{r['backbone']} · {r['sampler']}", "num_frames", "render_s")
     return [line_plot(folder / "time_vs_frames.png", lines, "frames", "render seconds", "Time against frames per sampler")]

@@ -158,6 +158,7 @@ def test_animatediff_is_registered_with_diffusers_names_and_defaults() -> None:
         "scheduler_config": {},
         "pretrained": None,
         "motion_adapter": None,
+        "motion_i2v": None,
         "allow_pickle": False,
         "ip_adapter": None,
         "ip_adapter_image_encoder": None,
