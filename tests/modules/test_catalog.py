@@ -106,3 +106,26 @@ def test_missing_and_unreadable_paths_are_one_sentence(tmp_path) -> None:
     (tmp_path / "broken.pth.tar").write_bytes(b"not a torch file")
     with pytest.raises(InputError, match="not a readable torch file"):
         catalog.check(tmp_path / "broken.pth.tar")
+
+
+def released_motion_block(tmp_path, wrong: str | None = None):
+    """A full-size motion_block.bin in the released UNet namespace, stride-0 tensors (one key given a wrong shape)."""
+    from motionforge.modules import motion_i2v
+
+    shapes = motion_i2v.released_shapes(motion_i2v.FULL_CONFIG)
+    state = {k: torch.zeros(()).expand((3,) if k == wrong else shape) for k, shape in shapes.items()}
+    path = tmp_path / "motion_block.bin"
+    torch.save(state, path)
+    return path, sorted(shapes)
+
+
+def test_motion_i2vs_motion_block_is_recognised_and_a_wrong_shape_named(tmp_path) -> None:
+    path, names = released_motion_block(tmp_path)
+    verdict = catalog.check(path)
+    assert verdict.matches and verdict.status == 0 and "Motion-I2V" in verdict.line()
+    path, _ = released_motion_block(tmp_path, wrong=names[0])
+    verdict = catalog.check(path)
+    assert verdict.known and not verdict.matches and verdict.status == 1
+    from motionforge.modules.motion_i2v import diffusers_name
+
+    assert f"{diffusers_name(names[0])} has shape [3]" in verdict.line()  # named as the module (diffusers) names it
