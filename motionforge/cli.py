@@ -34,6 +34,7 @@ commands:
   animate [key=value ...]   animate an image (Hydra overrides; --cfg job prints the config, -m sweeps)
   bench suite=<name> [...]  run a benchmark suite: backbones, overhead, control, kernels, preview
   plugins [--json]          list the installed plugins and what they register
+  tracks convert IN OUT     convert a track file between formats (motionforge, spline_editor, wan_move, ati, tora, ...)
 
 options:
   --version                 print motionforge's version
@@ -271,6 +272,10 @@ def _main(args: list[str]) -> int:
         return bench_command(rest)
     if command == "plugins":
         return plugins_command(rest)
+    if command == "tracks":
+        from motionforge.tracks_cli import tracks_command
+
+        return tracks_command(rest)
     return _fail(
         f"unknown command {command!r}; use 'motionforge animate', 'motionforge bench' or 'motionforge plugins' (see motionforge --help)"
     )

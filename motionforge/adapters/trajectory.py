@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,11 +26,11 @@ class TrajectoryConfig:
     """Parameters of the trajectory adapter."""
 
     paths: Any = None  # tracks inline: [[[x, y], ...], ...] in input-image pixels
-    file: Optional[str] = None  # a track file in any format motionforge reads (see motionforge.io.tracks)
+    file: str | None = None  # a track file in any format motionforge reads (see motionforge.io.tracks)
     size: Any = None  # [W, H] of the canvas the points were drawn on; None = the file's own, else the input image
     strength: Any = 1.0  # object strength M_o: one number for every track, or a list with one per track
-    format: Optional[str] = None  # the file's format; None = by its suffix and content (motionforge, spline_editor, wan_move, ati, tora, ...)
-    visibility: Optional[str] = None  # wan_move: the visibility .npy; None = the tracks' sibling *_visibility.npy, if there is one
+    format: str | None = None  # the file's track format; None = detect it (motionforge, spline_editor, wan_move, ati, tora, ...)
+    visibility: str | None = None  # wan_move: its visibility .npy; None = the sibling *_visibility.npy, if any
 
 
 def load_track_file(config: TrajectoryConfig, canvas: tuple[float, float] | None) -> TrackSet:
@@ -60,7 +60,9 @@ class TrajectoryAdapter:
     def tracks(self, config: TrajectoryConfig) -> TrackSet:
         """The tracks the config gives (inline or from its file), with their canvas size (None: the input image)."""
         if config.paths is not None and config.file is not None:
-            raise ConfigError("give the tracks either inline (adapters.trajectory.paths) or in a file (adapters.trajectory.file), not both")
+            raise ConfigError(
+                "give the tracks either inline (adapters.trajectory.paths) or in a file (adapters.trajectory.file), not both"
+            )
         if config.file is None and (config.format is not None or config.visibility is not None):
             key = "format" if config.format is not None else "visibility"
             raise ConfigError(f"adapters.trajectory.{key} describes a track file; set adapters.trajectory.file too, or drop it")
@@ -107,13 +109,20 @@ class TrajectoryAdapter:
             log.warning("trajectory: dropped track(s) %s, which start outside the working frame", dropped)
         hidden = inside & ~visible[:, 0]
         if hidden.any():
-            log.warning("trajectory: dropped track(s) %s, which are hidden at frame 0", ", ".join(str(i) for i in np.flatnonzero(hidden)))
+            log.warning(
+                "trajectory: dropped track(s) %s, which are hidden at frame 0", ", ".join(str(i) for i in np.flatnonzero(hidden))
+            )
         keep = inside & visible[:, 0]
         if not keep.any():
-            raise InputError("every track that starts in the picture is hidden at frame 0, so none can move it; check the visibility")
+            raise InputError(
+                "every track that starts in the picture is hidden at frame 0, so none can move it; check the visibility"
+            )
         paths_arr, start, visible = paths_arr[keep], start[keep], visible[keep]
         in_frame = (
-            (paths_arr[..., 0] >= -0.5) & (paths_arr[..., 0] <= width - 0.5) & (paths_arr[..., 1] >= -0.5) & (paths_arr[..., 1] <= height - 0.5)
+            (paths_arr[..., 0] >= -0.5)
+            & (paths_arr[..., 0] <= width - 0.5)
+            & (paths_arr[..., 1] >= -0.5)
+            & (paths_arr[..., 1] <= height - 0.5)
         )  # [N, F]
         weight = torch.from_numpy(visible & in_frame).float()  # [N, F]: 0 where a point is hidden or out of the picture
         displacement = torch.from_numpy(paths_arr - paths_arr[:, :1]).float()  # [N, F, 2]

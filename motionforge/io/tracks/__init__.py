@@ -44,15 +44,21 @@ class TrackFormat:
 FORMATS: dict[str, TrackFormat] = {
     f.name: f
     for f in (
-        TrackFormat("motionforge", ".json", motionforge_json.read_motionforge, motionforge_json.write_motionforge, True, True, True),
-        TrackFormat("point_list", ".json", motionforge_json.read_motionforge, motionforge_json.write_point_list, False, False, False),
-        TrackFormat("spline_editor", ".json", spline_editor.read_spline_editor, spline_editor.write_spline_editor, False, False, False),
+        TrackFormat(
+            "motionforge", ".json", motionforge_json.read_motionforge, motionforge_json.write_motionforge, True, True, True
+        ),
+        TrackFormat(
+            "point_list", ".json", motionforge_json.read_motionforge, motionforge_json.write_point_list, False, False, False
+        ),
+        TrackFormat(
+            "spline_editor", ".json", spline_editor.read_spline_editor, spline_editor.write_spline_editor, False, False, False
+        ),
         TrackFormat(
             "spline_editor_normalized",
             ".json",
             spline_editor.read_spline_editor_normalized,
             spline_editor.write_spline_editor_normalized,
-            True,
+            False,
             False,
             False,
         ),

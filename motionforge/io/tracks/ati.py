@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from motionforge.io.tracks.trackset import TrackSet, check_array
 
 FRAMES = 121  # ATI's fixed track length (24 fps frames)
 QUANT = 8.0  # ATI stores coordinates multiplied by this
-LAYOUT = "a byte string of an .npz with 'array' (N, 121, 1, 3): x, y, visible, times 8"
+LAYOUT = "a byte string of an .npz with 'array' (N, 121, 1, 3): x, y and visible (0 or 1), all times 8"
 
 
 def _npz(path: str | Path) -> dict[str, np.ndarray]:
@@ -59,7 +60,9 @@ def read_ati(path: str | Path, **_: Any) -> TrackSet:
     for n in range(len(tracks)):  # the editor pads with hidden zeros: hold the last seen point there instead
         seen = np.flatnonzero(visible[n])
         if len(seen):
-            tracks[n, seen[-1] + 1 :] = np.where((tracks[n, seen[-1] + 1 :] == 0).all(axis=1, keepdims=True), tracks[n, seen[-1]], tracks[n, seen[-1] + 1 :])
+            tracks[n, seen[-1] + 1 :] = np.where(
+                (tracks[n, seen[-1] + 1 :] == 0).all(axis=1, keepdims=True), tracks[n, seen[-1]], tracks[n, seen[-1] + 1 :]
+            )
     size = arrays.get("size")
     canvas = None
     if size is not None:
@@ -79,7 +82,7 @@ def write_ati(tracks: TrackSet, target: Callable[[str], Path], name: str) -> Non
     array = np.zeros((flat.num_tracks, FRAMES, 1, 3), dtype=np.float32)
     array[:, :count, 0, :2] = flat.tracks * QUANT
     array[:, count:, 0, :2] = flat.tracks[:, -1:] * QUANT
-    array[:, :count, 0, 2] = flat.visible
+    array[:, :count, 0, 2] = flat.visible * QUANT  # ATI divides all three channels by its quantisation
     extra = {} if flat.canvas is None else {"size": np.asarray(flat.canvas, dtype=np.float64)}
     buffer = io.BytesIO()
     np.savez_compressed(buffer, array=array, frames=np.int64(count), **extra)

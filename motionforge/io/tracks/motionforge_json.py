@@ -9,8 +9,10 @@ a list of [x, y] pairs on the canvas the user clicked on.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +54,10 @@ def parse_tracks(data: Any, where: str) -> TrackSet:
                 raise InputError(f"track {index} in {where} has strength {strength!r}; it must be a number")
             seen = item.get("visible")
             item = item["points"]
+        if _has_nonfinite(item):
+            raise InputError(
+                f"track {index} in {where} holds NaN or infinite coordinates; every coordinate must be a finite number"
+            )
         if not isinstance(item, (list, tuple)) or not all(is_point(p) for p in item):
             raise InputError(f"track {index} in {where} must be a list of [x, y] number pairs; found {str(item)[:60]}")
         if len(item) < 2:
@@ -69,6 +75,13 @@ def parse_tracks(data: Any, where: str) -> TrackSet:
         visible.append(np.ones(len(item), dtype=bool) if seen is None else np.asarray(seen, dtype=bool))
         strengths.append(float(strength))
     return gather(points, visible, None, strengths)
+
+
+def _has_nonfinite(item: Any) -> bool:
+    """True when a track's point list holds a NaN or infinite number."""
+    return isinstance(item, (list, tuple)) and any(
+        isinstance(v, float) and not math.isfinite(v) for p in item if isinstance(p, (list, tuple)) for v in p
+    )
 
 
 def read_motionforge(path: str | Path, **_: Any) -> TrackSet:
@@ -106,8 +119,13 @@ def _track_entries(tracks: TrackSet, rich: bool) -> list[Any]:
 def write_motionforge(tracks: TrackSet, target: Callable[[str], Path], name: str) -> None:
     """Write motionforge's JSON: the canvas size when known, every track with its strength and visibility."""
     entries = _track_entries(tracks, rich=True)
-    data: Any = entries if tracks.canvas is None else {"size": [_number(v) for v in tracks.canvas], "tracks": entries}
-    target(name).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    body = ",\n".join("  " + json.dumps(entry) for entry in entries)  # one track per line
+    if tracks.canvas is None:
+        text = f"[\n{body}\n]\n"
+    else:
+        size = json.dumps([_number(v) for v in tracks.canvas])
+        text = f'{{\n "size": {size},\n "tracks": [\n{body}\n ]\n}}\n'
+    target(name).write_text(text, encoding="utf-8")
 
 
 def write_point_list(tracks: TrackSet, target: Callable[[str], Path], name: str) -> None:

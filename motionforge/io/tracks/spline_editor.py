@@ -10,15 +10,15 @@ holds one track; reading it needs the canvas.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from motionforge.core.errors import InputError
 from motionforge.io.tracks.motionforge_json import read_json
 from motionforge.io.tracks.trackset import TrackSet, check_array, gather
-from motionforge.motion.values import is_number
 
 LAYOUT = 'a list of {"x": .., "y": ..} points, or a list of such lists (one per spline)'
 
@@ -43,10 +43,14 @@ def splines(data: Any) -> list[list[dict]] | None:
 
 
 def looks_normalised(data: Any) -> bool:
-    """True when every value lies in [0, 1] and some are fractions: normalized_str, not pixel coordinates (which the node rounds)."""
+    """True when every value lies in [−1, 1] and some are fractions: normalized_str, not pixel coordinates (which the node rounds).
+
+    1 − x / mask_height goes below 0 on canvases wider than tall (to −0.78 at 16:9), so the test
+    allows down to −1.
+    """
     found = splines(data) or []
     values = np.array([[p["x"], p["y"]] for spline in found for p in spline], dtype=np.float64)
-    return bool(values.size) and bool(((values >= 0) & (values <= 1)).all()) and not bool((values == np.round(values)).all())
+    return bool(values.size) and bool(((values >= -1) & (values <= 1)).all()) and not bool((values == np.round(values)).all())
 
 
 def _read_points(path: str | Path, what: str) -> list[np.ndarray]:

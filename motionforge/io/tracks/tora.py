@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-
-import numpy as np
+from typing import Any
 
 from motionforge.core.errors import InputError
 from motionforge.io.tracks.trackset import TrackSet, check_array, gather
@@ -43,9 +42,9 @@ def read_tora(path: str | Path, **_: Any) -> TrackSet:
 def write_tora(tracks: TrackSet, target: Callable[[str], Path], name: str) -> None:
     """Write Tora's text tracks on the 256 × 256 canvas (strength applied; visibility is not kept)."""
     if tracks.canvas is None:
-        raise InputError("Tora's tracks are on a 256x256 canvas, and these tracks' canvas is not known; give it with --canvas WxH")
+        raise InputError(
+            "Tora's tracks are on a 256x256 canvas, and these tracks' canvas is not known; give it with --canvas WxH"
+        )
     flat = tracks.baked().rescaled(CANVAS)
     blocks = ["\n".join(f"{x:.3f},{y:.3f}" for x, y in flat.points(n)) for n in range(flat.num_tracks)]
     target(name).write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
-
-

@@ -104,7 +104,9 @@ def check_array(values: np.ndarray, path: str, what: str) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     if not np.isfinite(values).all():
         bad = int((~np.isfinite(values)).sum())
-        raise InputError(f"{what} {path} holds {bad} NaN or infinite value{'s' if bad != 1 else ''}; every coordinate must be a finite number")
+        raise InputError(
+            f"{what} {path} holds {bad} NaN or infinite value{'s' if bad != 1 else ''}; every coordinate must be a finite number"
+        )
     return values
 
 
@@ -116,11 +118,15 @@ def gather(
 ) -> TrackSet:
     """A track set from per-track points [P, 2] (and visibility [P]) of any lengths; a one-point track is a pin (it holds still)."""
     tracks = [np.repeat(t, 2, axis=0) if len(t) == 1 else t for t in tracks]
-    seen = [np.ones(len(t), dtype=bool) for t in tracks] if visible is None else [
-        np.repeat(v, 2) if len(v) == 1 else np.asarray(v, dtype=bool) for v in visible
-    ]
+    seen = (
+        [np.ones(len(t), dtype=bool) for t in tracks]
+        if visible is None
+        else [np.repeat(v, 2) if len(v) == 1 else np.asarray(v, dtype=bool) for v in visible]
+    )
     lengths = np.array([len(t) for t in tracks], dtype=np.int64)  # [N]
     count = int(lengths.max())
     padded = np.stack([np.concatenate([t, np.repeat(t[-1:], count - len(t), axis=0)]) for t in tracks])  # [N, T, 2]
     shown = np.stack([np.concatenate([v, np.repeat(v[-1:], count - len(v))]) for v in seen])  # [N, T]
-    return TrackSet(padded, shown, canvas, None if strength is None else np.asarray(strength), None if (lengths == count).all() else lengths)
+    return TrackSet(
+        padded, shown, canvas, None if strength is None else np.asarray(strength), None if (lengths == count).all() else lengths
+    )

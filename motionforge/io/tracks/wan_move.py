@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from einops import rearrange
@@ -19,7 +20,7 @@ VIS_LAYOUT = "visibility (T, N) of true/false or 0/1"
 def visibility_path(path: str | Path) -> Path:
     """Where Wan-Move keeps a track file's visibility: ``name_tracks.npy`` → ``name_visibility.npy`` (else ``name_visibility.npy``)."""
     path = Path(path)
-    stem = path.stem[: -len("_tracks")] if path.stem.endswith("_tracks") else path.stem
+    stem = path.stem.removesuffix("_tracks")
     return path.with_name(f"{stem}_visibility.npy")
 
 
@@ -33,7 +34,7 @@ def read_wan_move(path: str | Path, *, visibility: str | Path | None = None, **_
     if visibility is not None and not seen_path.is_file():
         raise InputError(f"visibility file not found: {seen_path}; give the .npy saved with the tracks, or leave it unset")
     if seen_path.is_file():
-        seen = read_numeric_npy(seen_path, f"Wan-Move visibility file {seen_path}", VIS_LAYOUT) if seen_path.suffix == ".npy" else None
+        seen = _read_visibility(seen_path)
         if seen is None or seen.shape != array.shape[:2]:
             shape = None if seen is None else tuple(seen.shape)
             raise InputError(
@@ -46,6 +47,23 @@ def read_wan_move(path: str | Path, *, visibility: str | Path | None = None, **_
     else:
         visible = np.ones(array.shape[1::-1], dtype=bool)  # [N, T]
     return TrackSet(rearrange(tracks, "t n c -> n t c"), visible, None)
+
+
+def _read_visibility(path: Path) -> np.ndarray:
+    """A visibility array of bools or numbers from a .npy file, without unpickling."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(
+            f"Wan-Move visibility file {path} is not a readable .npy array; save {VIS_LAYOUT} with numpy.save"
+        ) from exc
+    if not isinstance(array, np.ndarray) or not (
+        array.dtype == bool or np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    ):
+        raise InputError(
+            f"Wan-Move visibility file {path} does not hold one array of booleans or numbers; save {VIS_LAYOUT} with numpy.save"
+        )
+    return array
 
 
 def write_wan_move(tracks: TrackSet, target: Callable[[str], Path], name: str) -> None:
