@@ -100,6 +100,7 @@ def tracks_command(argv: Sequence[str]) -> int:
     command.add_argument(
         "--canvas", metavar="WxH", help="the canvas size the input's points are on, for inputs that do not say it"
     )
+    command.add_argument("--resize", metavar="WxH", help="write the points rescaled onto a canvas of this size")
     command.add_argument(
         "--visibility", metavar="FILE", help="a Wan-Move visibility .npy other than the tracks' *_visibility.npy"
     )
