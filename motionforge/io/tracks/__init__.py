@@ -160,13 +160,3 @@ def write_tracks(tracks: TrackSet, path: str | Path, format: str | None = None) 
             folder.rmdir()
         raise
     return [folder / name for name in written]
-
-
-def describe(tracks: TrackSet) -> dict[str, Any]:
-    """A short record of a track set: how many tracks and points, hidden points, canvas."""
-    return {
-        "tracks": tracks.num_tracks,
-        "points": tracks.num_points,
-        "hidden": int((~tracks.visible).sum()),
-        "canvas": None if tracks.canvas is None else list(tracks.canvas),
-    }
