@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from motionforge.core.errors import InputError
 from motionforge.io.atomic import AtomicOutputs
