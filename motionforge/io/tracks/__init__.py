@@ -121,7 +121,7 @@ def read_tracks(
     """
     path = Path(path)
     if not path.exists():
-        raise InputError(f"track file not found: {path}; pass adapters.trajectory.file=/path/to/tracks")
+        raise InputError(f"track file not found: {path}; check the path")
     name = check_format(format, "the track format").name if format is not None else detect_format(path)
     tracks = FORMATS[name].read(path, canvas=canvas, visibility=visibility)
     if tracks.canvas is None and canvas is not None:

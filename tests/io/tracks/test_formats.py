@@ -241,3 +241,12 @@ def test_a_failed_write_leaves_nothing(tmp_path) -> None:
     with pytest.raises(InputError, match="at most 121 frames"):
         write_tracks(long, tmp_path / "a.pth")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_time_to_move_folder_is_not_a_track_file(tmp_path) -> None:
+    (tmp_path / "motion_signal.mp4").write_bytes(b"")
+    with pytest.raises(
+        InputError,
+        match="is a Time-to-Move folder, which holds a dense motion video, not tracks; use adapters=\\[time_to_move\\]",
+    ):
+        read_tracks(tmp_path)
