@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,12 @@ def read_ati(path: str | Path, **_: Any) -> TrackSet:
     if array.shape[1] != FRAMES:
         raise InputError(f"ATI track file {path} has tracks of {array.shape[1]} frames; ATI's tracks have {FRAMES}")
     values = check_array(array[:, :, 0, :3], str(path), "ATI track file") / QUANT  # [N, 121, 3]
-    frames = int(arrays["frames"]) if "frames" in arrays else FRAMES
+    frames = arrays.get("frames", np.asarray(FRAMES))
+    if frames.size != 1 or not np.issubdtype(frames.dtype, np.integer):
+        raise InputError(
+            f"ATI track file {path} has a 'frames' entry of {frames.tolist()}; it must be one whole number, 1 to {FRAMES}"
+        )
+    frames = int(frames.reshape(()))
     if not 1 <= frames <= FRAMES:
         raise InputError(f"ATI track file {path} says it holds {frames} frames; it must be 1 to {FRAMES}")
     tracks, visible = values[:, :frames, :2].copy(), values[:, :frames, 2] > 0.5
@@ -83,7 +89,20 @@ def write_ati(tracks: TrackSet, target: Callable[[str], Path], name: str) -> Non
     array[:, :count, 0, :2] = flat.tracks * QUANT
     array[:, count:, 0, :2] = flat.tracks[:, -1:] * QUANT
     array[:, :count, 0, 2] = flat.visible * QUANT  # ATI divides all three channels by its quantisation
-    extra = {} if flat.canvas is None else {"size": np.asarray(flat.canvas, dtype=np.float64)}
+    arrays = {"array": array, "frames": np.asarray(count, dtype=np.int64)}
+    if flat.canvas is not None:
+        arrays["size"] = np.asarray(flat.canvas, dtype=np.float64)
+    torch.save(_npz_bytes(arrays), target(name))
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """A compressed .npz archive of the arrays with fixed timestamps (numpy's own stamps the time: the same tracks, other bytes)."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, array=array, frames=np.int64(count), **extra)
-    torch.save(buffer.getvalue(), target(name))
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for key, value in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.require(value, requirements="C"), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, member.getvalue())
+    return buffer.getvalue()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -250,3 +251,13 @@ def test_a_time_to_move_folder_is_not_a_track_file(tmp_path) -> None:
         match="is a Time-to-Move folder, which holds a dense motion video, not tracks; use adapters=\\[time_to_move\\]",
     ):
         read_tracks(tmp_path)
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_the_same_tracks_give_the_same_bytes(tmp_path, monkeypatch, name) -> None:
+    tracks = sample(num_tracks=1 if name == "spline_editor_normalized" else 3)
+    path = tmp_path / f"out{SUFFIX.get(name, FORMATS[name].suffix)}"
+    first = [p.read_bytes() for p in write_tracks(tracks, path, name)]
+    later = time.time() + 7200
+    monkeypatch.setattr(time, "time", lambda: later)  # two hours on: no timestamp may creep into the file
+    assert [p.read_bytes() for p in write_tracks(tracks, path, name)] == first
