@@ -85,6 +85,12 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def test_an_output_that_cannot_be_written_is_one_line(tmp_path, capsys) -> None:
+    (tmp_path / "file").write_text("")
+    assert main(["tracks", "convert", str(source(tmp_path)), str(tmp_path / "file" / "out.json")]) == 2
+    assert "cannot write" in one_error(capsys) and (tmp_path / "file").is_file()
+
+
 def test_tracks_needs_a_subcommand(capsys) -> None:
     with pytest.raises(SystemExit) as stopped:
         main(["tracks"])

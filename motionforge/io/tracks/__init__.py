@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from motionforge.core.errors import InputError
+from motionforge.core.errors import InputError, OutputError
 from motionforge.io.atomic import AtomicOutputs
 from motionforge.io.tracks import ati, motionforge_json, spline_editor, tora, wan_move
 from motionforge.io.tracks.trackset import TrackSet, resample_visibility
@@ -154,8 +154,11 @@ def write_tracks(tracks: TrackSet, path: str | Path, format: str | None = None) 
     try:
         with AtomicOutputs(folder) as outputs:
             chosen.write(tracks, target, path.name)
-    except BaseException:
+    except BaseException as exc:
         if made and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
+        if isinstance(exc, OSError):
+            reason = exc.strerror or type(exc).__name__
+            raise OutputError(f"cannot write {path} ({reason}); choose a folder you can write to") from exc
         raise
     return [folder / name for name in written]
