@@ -3,9 +3,11 @@
     python examples/make_examples.py
 
 writes, next to this script: tracks.json (drag trajectories), brush.png (a motion-brush mask),
-landmarks.npy (a 68-point face landmark sequence, [T, 68, 2]) and driving.mp4 (a short driving
-video whose motion the dense_flow adapter measures). Everything is seeded: the files come out the
-same on every run.
+landmarks.npy (a 68-point face landmark sequence, [T, 68, 2]), driving.mp4 (a short driving
+video whose motion the dense_flow adapter measures), spline_editor.json (the tracks as KJNodes'
+SplineEditor writes them: a point per frame, on its 512×512 mask) and time_to_move/ (a
+Time-to-Move folder: the shuttle model cut out and dragged up). Everything is seeded: the files
+come out the same on every run.
 """
 
 from __future__ import annotations
@@ -106,13 +108,51 @@ def driving_video(frames: int = 24, size: int = 256) -> np.ndarray:
     return np.stack(video)
 
 
+def spline_editor_tracks(frames: int = 16) -> list:
+    """The example tracks as SplineEditor's coord_str: each sampled at ``frames`` points along the clip, as the node does."""
+    from motionforge.motion.curves import resample_track
+
+    tracks = []
+    for track in trajectories()["tracks"]:
+        path = resample_track(np.asarray(track["points"], dtype=np.float64), frames)  # [frames, 2]
+        start = path[0]
+        path = start + track.get("strength", 1.0) * (path - start)
+        tracks.append([{"x": round(float(x)), "y": round(float(y))} for x, y in path])  # the node rounds to pixels
+    return tracks
+
+
+def time_to_move_folder(folder: Path, frames: int = 16, size: int = 192, rise: float = 36.0) -> None:
+    """A Time-to-Move folder for the sample: the shuttle model cut out and dragged ``rise`` pixels up, with its mask per frame."""
+    import cv2
+
+    from motionforge.core.engine import sample_dir
+
+    picture = np.asarray(Image.open(sample_dir() / "image.jpg").convert("RGB").resize((size, size), Image.LANCZOS))
+    cut = cv2.resize(brush_mask(), (size, size), interpolation=cv2.INTER_AREA) >= 128  # [H, W]
+    signal, masks = [], []
+    for k in range(frames):
+        shift = np.float32([[1, 0, 0], [0, 1, -rise * k / (frames - 1)]])
+        moved = cv2.warpAffine(picture, shift, (size, size), flags=cv2.INTER_LINEAR)
+        where = cv2.warpAffine(cut.astype(np.uint8), shift, (size, size), flags=cv2.INTER_NEAREST) > 0
+        signal.append(np.where(where[..., None], moved, picture))
+        masks.append(np.repeat((where * 255).astype(np.uint8)[..., None], 3, axis=-1))
+    folder.mkdir(exist_ok=True)
+    Image.fromarray(picture).save(folder / "first_frame.png", optimize=True)
+    write_mp4(folder / "motion_signal.mp4", np.stack(signal), fps=8.0, crf=28)
+    write_mp4(folder / "mask.mp4", np.stack(masks), fps=8.0, crf=28)
+    (folder / "prompt.txt").write_text("an astronaut; the space shuttle model behind her lifts off\n", encoding="utf-8")
+
+
 def main() -> None:
     """Write every example file."""
     (HERE / "tracks.json").write_text(json.dumps(trajectories(), indent=2) + "\n", encoding="utf-8")
     Image.fromarray(brush_mask()).save(HERE / "brush.png", optimize=True)
     np.save(HERE / "landmarks.npy", landmark_sequence())
     write_mp4(HERE / "driving.mp4", driving_video(), fps=8.0, crf=23)
-    for name in ("tracks.json", "brush.png", "landmarks.npy", "driving.mp4"):
+    (HERE / "spline_editor.json").write_text(json.dumps(spline_editor_tracks()) + "\n", encoding="utf-8")
+    time_to_move_folder(HERE / "time_to_move")
+    names = ("tracks.json", "brush.png", "landmarks.npy", "driving.mp4", "spline_editor.json")
+    for name in names + tuple(f"time_to_move/{p.name}" for p in sorted((HERE / "time_to_move").iterdir())):
         print(f"{name}: {(HERE / name).stat().st_size} bytes")
 
 

@@ -1,5 +1,5 @@
 """The command line: ``motionforge animate [overrides]``, ``motionforge bench suite=<name>``, ``motionforge plugins [--json]``
-and ``motionforge weights check PATH``.
+``motionforge weights check PATH`` and ``motionforge tracks convert IN OUT``.
 
 ``animate`` and ``bench`` are thin ``@hydra.main`` wrappers around :func:`run` and :func:`bench_run`, so Hydra's flags (``--cfg job``,
 ``-m`` sweeps, ``--help``, ``hydra.run.dir=…``) behave as in any Hydra app. Errors the user can
@@ -36,6 +36,7 @@ commands:
   bench suite=<name> [...]  run a benchmark suite: backbones, overhead, control, kernels, preview
   plugins [--json]          list the installed plugins and what they register
   weights check PATH [...]  say which released module a weights file or folder holds, and whether every key and shape fits
+  tracks convert IN OUT     convert a track file between formats (motionforge, spline_editor, wan_move, ati, tora, ...)
 
 options:
   --version                 print motionforge's version
@@ -307,9 +308,13 @@ def _main(args: list[str]) -> int:
         return plugins_command(rest)
     if command == "weights":
         return weights_command(rest)
+    if command == "tracks":
+        from motionforge.tracks_cli import tracks_command
+
+        return tracks_command(rest)
     return _fail(
-        f"unknown command {command!r}; use 'motionforge animate', 'motionforge bench', 'motionforge plugins' or "
-        "'motionforge weights check' (see motionforge --help)"
+        f"unknown command {command!r}; use 'motionforge animate', 'motionforge bench', 'motionforge plugins', "
+        "'motionforge weights check' or 'motionforge tracks convert' (see motionforge --help)"
     )
 
 

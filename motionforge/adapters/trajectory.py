@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
-from typing import Any, Optional
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
 
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import hookimpl
-from motionforge.core.types import MotionContext, MotionHint, SparsePoints
-from motionforge.motion.curves import resample_track
-from motionforge.motion.values import canvas_size, is_number, is_point, plain
 from motionforge.core.places import user_path
+from motionforge.core.types import MotionContext, MotionHint, SparsePoints
+from motionforge.io.tracks import FORMATS, TrackSet, read_tracks, resample_visibility
+from motionforge.io.tracks.motionforge_json import parse_tracks
+from motionforge.motion.curves import resample_track
+from motionforge.motion.values import canvas_size, is_number, plain
 
 log = logging.getLogger(__name__)
-
-FORMAT = (
-    'a list of tracks, each a list of [x, y] points (or {"points": [...], "strength": s}), '
-    'or {"tracks": [...], "size": [W, H]}'
-)
 
 
 @dataclass
@@ -30,66 +26,28 @@ class TrajectoryConfig:
     """Parameters of the trajectory adapter."""
 
     paths: Any = None  # tracks inline: [[[x, y], ...], ...] in input-image pixels
-    file: Optional[str] = None  # a JSON file of tracks (see FORMAT)
-    size: Any = None  # [W, H] of the canvas the points were drawn on; None = the input image
+    file: str | None = None  # a track file in any format motionforge reads (see motionforge.io.tracks)
+    size: Any = None  # [W, H] of the canvas the points were drawn on; None = the file's own, else the input image
     strength: Any = 1.0  # object strength M_o: one number for every track, or a list with one per track
+    format: str | None = None  # the file's track format; None = detect it (motionforge, spline_editor, wan_move, ati, tora, ...)
+    visibility: str | None = None  # wan_move: its visibility .npy; None = the sibling *_visibility.npy, if any
 
 
-@dataclass(frozen=True)
-class Track:
-    """One user track: its points on the drawing canvas and its strength multiplier."""
-
-    points: np.ndarray  # [P, 2] (x, y)
-    strength: float = 1.0
-
-
-def parse_tracks(data: Any, where: str) -> list[Track]:
-    """Check and convert a list of tracks as a user wrote it; ``where`` names the source in errors."""
-    if not isinstance(data, (list, tuple)) or not data:
-        raise InputError(f"{where} must be {FORMAT}; found {type(data).__name__} {str(data)[:60]}")
-    if all(is_point(p) for p in data):
-        raise InputError(f"{where} holds one track's points, not a list of tracks; wrap it in one more list: [[[x, y], ...]]")
-    tracks = []
-    for index, item in enumerate(data):
-        strength = 1.0
-        if isinstance(item, dict):
-            if "points" not in item:
-                raise InputError(f"track {index} in {where} is an object without 'points'; write {{\"points\": [[x, y], ...]}}")
-            strength = item.get("strength", 1.0)
-            if not is_number(strength):
-                raise InputError(f"track {index} in {where} has strength {strength!r}; it must be a number")
-            item = item["points"]
-        if not isinstance(item, (list, tuple)) or not all(
-            is_point(p) for p in item
-        ):
-            raise InputError(f"track {index} in {where} must be a list of [x, y] number pairs; found {str(item)[:60]}")
-        if len(item) < 2:
-            raise InputError(
-                f"track {index} in {where} has {len(item)} point{'s' if len(item) != 1 else ''}; "
-                "a track needs at least 2 points (start and end)"
-            )
-        tracks.append(Track(np.asarray(item, dtype=np.float64), float(strength)))
+def load_track_file(config: TrajectoryConfig, canvas: tuple[float, float] | None) -> TrackSet:
+    """Read the config's track file in its format (named or detected), with the canvas the config gives."""
+    if config.format is not None and config.format not in FORMATS:
+        raise ConfigError(
+            f"adapters.trajectory.format={config.format} is not a track format; choose one of: {', '.join(FORMATS)}, or null to detect it"
+        )
+    file = user_path(config.file)
+    if not file.exists():
+        raise InputError(f"track file not found: {config.file}; pass adapters.trajectory.file=/path/to/tracks.json")
+    visibility = None if config.visibility is None else user_path(config.visibility)
+    tracks, name = read_tracks(file, config.format, canvas=canvas, visibility=visibility)
+    if config.visibility is not None and name != "wan_move":
+        raise ConfigError(f"adapters.trajectory.visibility is for Wan-Move track files, and {config.file} is {name}; drop it")
+    log.info("trajectory: %d track(s) of %d points from %s (%s)", tracks.num_tracks, tracks.num_points, config.file, name)
     return tracks
-
-
-def load_track_file(path: str) -> tuple[list[Track], tuple[float, float] | None]:
-    """Read a JSON track file: its tracks and, when it says so, the canvas size they were drawn on."""
-    file = user_path(path)
-    if not file.is_file():
-        raise InputError(f"track file not found: {path}; pass adapters.trajectory.file=/path/to/tracks.json")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"track file {path} is not a UTF-8 text file; it must be JSON: {FORMAT}") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"track file {path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
-    size = None
-    if isinstance(data, dict):
-        if "tracks" not in data:
-            raise InputError(f"track file {path} is a JSON object without 'tracks'; it must be {FORMAT}")
-        size = canvas_size(data.get("size"), path)
-        data = data["tracks"]
-    return parse_tracks(data, path), size
 
 
 class TrajectoryAdapter:
@@ -99,35 +57,46 @@ class TrajectoryAdapter:
     Config = TrajectoryConfig
     memory_per_pixel = 0  # its hint is a few sparse samples, not a flow per frame
 
-    def tracks(self, config: TrajectoryConfig) -> tuple[list[Track], tuple[float, float] | None]:
-        """The tracks the config gives (inline or from its file) and the canvas size they refer to."""
+    def tracks(self, config: TrajectoryConfig) -> TrackSet:
+        """The tracks the config gives (inline or from its file), with their canvas size (None: the input image)."""
         if config.paths is not None and config.file is not None:
-            raise ConfigError("give the tracks either inline (adapters.trajectory.paths) or in a file (adapters.trajectory.file), not both")
+            raise ConfigError(
+                "give the tracks either inline (adapters.trajectory.paths) or in a file (adapters.trajectory.file), not both"
+            )
+        if config.file is None and (config.format is not None or config.visibility is not None):
+            key = "format" if config.format is not None else "visibility"
+            raise ConfigError(f"adapters.trajectory.{key} describes a track file; set adapters.trajectory.file too, or drop it")
+        size = canvas_size(plain(config.size), "adapters.trajectory.size") if config.size is not None else None
         if config.file is not None:
-            tracks, size = load_track_file(config.file)
+            tracks = load_track_file(config, size)
         elif config.paths is not None:
-            tracks, size = parse_tracks(plain(config.paths), "adapters.trajectory.paths"), None
+            tracks = parse_tracks(plain(config.paths), "adapters.trajectory.paths")
         else:
             raise ConfigError(
                 "the trajectory adapter has no tracks: set adapters.trajectory.paths='[[[x0,y0],[x1,y1]]]' or "
                 "adapters.trajectory.file=tracks.json, or drop the control with adapters=[]"
             )
-        if config.size is not None:
-            size = canvas_size(plain(config.size), "adapters.trajectory.size")
-        return _apply_strength(tracks, plain(config.strength)), size
+        if size is not None:
+            tracks.canvas = size
+        return replace(tracks, strength=tracks.strength * _strengths(tracks.num_tracks, plain(config.strength)))
 
     def build(self, config: TrajectoryConfig, context: MotionContext) -> MotionHint:
-        """Resample every track over the clip and put its displacements at its start pixel."""
-        tracks, canvas = self.tracks(config)
+        """Resample every track over the clip and put its displacements at its start pixel, counted only where it is seen.
+
+        A point hidden at a frame, or outside the working frame there, asks for no motion at that
+        frame (its sample's weight is 0 there); a track hidden at frame 0 asks for none at all.
+        """
+        tracks = self.tracks(config)
         height, width, num_frames = context.height, context.width, context.num_frames
-        paths = []
-        for track in tracks:
-            points = track.points
-            if canvas is not None:  # canvas pixels → input-image pixels (pixel-centre convention)
-                points = (points + 0.5) * np.divide(context.source_size, canvas) - 0.5
+        paths, seen = [], []
+        for n in range(tracks.num_tracks):
+            points = tracks.points(n)
+            if tracks.canvas is not None:  # canvas pixels → input-image pixels (pixel-centre convention)
+                points = (points + 0.5) * np.divide(context.source_size, tracks.canvas) - 0.5
             path = resample_track(context.to_working(points), num_frames)  # [F, 2]
-            paths.append(path[0] + track.strength * (path - path[0]))
-        paths_arr = np.stack(paths)  # [N, F, 2]
+            paths.append(path[0] + tracks.strength[n] * (path - path[0]))
+            seen.append(resample_visibility(tracks.visibility(n), num_frames))
+        paths_arr, visible = np.stack(paths), np.stack(seen)  # [N, F, 2], [N, F]
         start = np.rint(paths_arr[:, 0]).astype(np.int64)  # [N, 2] start pixel (x, y)
         inside = (start[:, 0] >= 0) & (start[:, 0] < width) & (start[:, 1] >= 0) & (start[:, 1] < height)
         if not inside.any():
@@ -138,26 +107,41 @@ class TrajectoryAdapter:
         if not inside.all():
             dropped = ", ".join(str(i) for i in np.flatnonzero(~inside))
             log.warning("trajectory: dropped track(s) %s, which start outside the working frame", dropped)
-        paths_arr, start = paths_arr[inside], start[inside]
+        hidden = inside & ~visible[:, 0]
+        if hidden.any():
+            log.warning(
+                "trajectory: dropped track(s) %s, which are hidden at frame 0", ", ".join(str(i) for i in np.flatnonzero(hidden))
+            )
+        keep = inside & visible[:, 0]
+        if not keep.any():
+            raise InputError(
+                "every track that starts in the picture is hidden at frame 0, so none can move it; check the visibility"
+            )
+        paths_arr, start, visible = paths_arr[keep], start[keep], visible[keep]
+        in_frame = (
+            (paths_arr[..., 0] >= -0.5)
+            & (paths_arr[..., 0] <= width - 0.5)
+            & (paths_arr[..., 1] >= -0.5)
+            & (paths_arr[..., 1] <= height - 0.5)
+        )  # [N, F]
+        weight = torch.from_numpy(visible & in_frame).float()  # [N, F]: 0 where a point is hidden or out of the picture
         displacement = torch.from_numpy(paths_arr - paths_arr[:, :1]).float()  # [N, F, 2]
         # Each track is a sample at its start pixel; tracks sharing a pixel are averaged when the plan merges samples.
-        points = SparsePoints(torch.from_numpy(start).float(), displacement, torch.ones(displacement.shape[:2]))
+        points = SparsePoints(torch.from_numpy(start).float(), displacement, weight)
         return MotionHint(points=points, tracks=torch.from_numpy(paths_arr).float())
 
 
-def _apply_strength(tracks: list[Track], strength: Any) -> list[Track]:
-    """Multiply each track's strength by the config's (one number, or one per track)."""
+def _strengths(count: int, strength: Any) -> np.ndarray:
+    """The config's strength factor for each of ``count`` tracks (one number for all, or one per track): [N]."""
     if is_number(strength):
-        factors = [float(strength)] * len(tracks)
-    elif isinstance(strength, (list, tuple)) and all(is_number(s) for s in strength):
-        if len(strength) != len(tracks):
+        return np.full(count, float(strength))
+    if isinstance(strength, (list, tuple)) and all(is_number(s) for s in strength):
+        if len(strength) != count:
             raise ConfigError(
-                f"adapters.trajectory.strength has {len(strength)} values for {len(tracks)} tracks; give one number, or one per track"
+                f"adapters.trajectory.strength has {len(strength)} values for {count} tracks; give one number, or one per track"
             )
-        factors = [float(s) for s in strength]
-    else:
-        raise ConfigError(f"adapters.trajectory.strength={strength!r} must be a number or a list of numbers, one per track")
-    return [Track(t.points, t.strength * f) for t, f in zip(tracks, factors)]
+        return np.asarray(strength, dtype=np.float64)
+    raise ConfigError(f"adapters.trajectory.strength={strength!r} must be a number or a list of numbers, one per track")
 
 
 @hookimpl

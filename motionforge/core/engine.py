@@ -277,6 +277,22 @@ def check_plan(plan: MotionPlan, context: MotionContext) -> None:
         )
 
 
+def adapter_inputs(registry: Registry, cfg: DictConfig, settings: RunSettings) -> RunSettings:
+    """The run's image and prompt, taken from adapters that bring their own (``inputs``) where the config leaves them unset."""
+    for name, node in cfg.adapters.items():
+        entry = registry.get("adapter", name)
+        if not callable(getattr(entry.cls, "inputs", None)):
+            continue
+        config = typed_config("adapter", name, entry.cls.Config, node)
+        with blamed([entry]):
+            found = entry.cls().inputs(config)
+        if settings.image is None and found.get("image"):
+            settings = dataclasses.replace(settings, image=found["image"])
+        if not settings.prompt and found.get("prompt"):
+            settings = dataclasses.replace(settings, prompt=found["prompt"])
+    return settings
+
+
 def build_hints(
     registry: Registry, cfg: DictConfig, context: MotionContext, use_sample: bool
 ) -> tuple[dict[str, MotionHint], dict[str, Any]]:
@@ -456,6 +472,7 @@ def animate(cfg: DictConfig | None = None, *, callback: StepCallback | None = No
     settings = check_run(cfg)
     check_plugin_keys(cfg)
     registry = get_registry()
+    settings = adapter_inputs(registry, cfg, settings)
     run_dir = run_directory(cfg) if cfg.output.save else None
     made = places.prepare_folder(run_dir, "output.dir" if cfg.output.dir else None) if run_dir else []
     try:

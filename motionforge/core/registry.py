@@ -37,6 +37,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "motionforge.adapters.brush",
     "motionforge.adapters.motion_strength",
     "motionforge.adapters.camera",
+    "motionforge.adapters.time_to_move",
     "motionforge.backbones.warp",
     "motionforge.backbones.diffusion.svd",
     "motionforge.backbones.diffusion.animatediff",
