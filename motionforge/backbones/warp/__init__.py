@@ -55,8 +55,12 @@ class WarpConfig:
             value = getattr(self, key)
             if value not in choices:
                 raise ConfigError(f"backbone.{key}={value} is not one of: {', '.join(choices)}")
-        if not (self.occlusion >= 0 and np.isfinite(self.occlusion)):
-            raise ConfigError(f"backbone.occlusion={self.occlusion} must be a number, zero or more")
+        if not np.isfinite(self.occlusion):
+            raise ConfigError(
+                f"backbone.occlusion={self.occlusion} is not a finite number; give a number (NaN and infinity mean nothing here)"
+            )
+        if self.occlusion < 0:
+            raise ConfigError(f"backbone.occlusion={self.occlusion} must be zero or more")
 
 
 class WarpBackbone:
