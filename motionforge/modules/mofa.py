@@ -28,6 +28,7 @@ MOFA's constructor always builds its parent with the parent's defaults, so of a 
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -130,7 +131,7 @@ class ConditioningEmbedding(nn.Module):
         super().__init__()
         self.conv_in = nn.Conv2d(in_channels, widths[0], kernel_size=3, padding=1)
         self.blocks = nn.ModuleList()
-        for narrow, wide in zip(widths[:-1], widths[1:]):
+        for narrow, wide in itertools.pairwise(widths):
             self.blocks.append(nn.Conv2d(narrow, narrow, kernel_size=3, padding=1))
             self.blocks.append(nn.Conv2d(narrow, wide, kernel_size=3, padding=1, stride=2))
         self.conv_out = nn.Conv2d(widths[-1], out_channels, kernel_size=3, padding=1)
@@ -245,10 +246,14 @@ class MofaAdapter(nn.Module):
             nn.init.zeros_(conv.bias)
         self.controlnet_mid_block = zero_conv(blocks[-1])
         # MOFA's additions: the picture's embedding and its deeper features
-        self.controlnet_cond_embedding = ConditioningEmbedding(first, size.conditioning_channels, size.conditioning_embedding_out_channels)
+        self.controlnet_cond_embedding = ConditioningEmbedding(
+            first, size.conditioning_channels, size.conditioning_embedding_out_channels
+        )
         self.flow_encoder = FirstFrameEncoder(blocks, zeroconvs=kind == "traj")
         if kind == "ldmk":
-            self.controlnet_ldmk_embedding = ConditioningEmbedding(first, size.conditioning_channels, size.landmark_embedding_out_channels)
+            self.controlnet_ldmk_embedding = ConditioningEmbedding(
+                first, size.conditioning_channels, size.landmark_embedding_out_channels
+            )
             widths = self.feature_widths()
             self.zero_outs = nn.ModuleDict({name: zero_conv(c) for name, c in widths.items()})
             self.occlusions = nn.ModuleDict(
@@ -279,7 +284,9 @@ class MofaAdapter(nn.Module):
         warped = []
         for index, feature in enumerate(features):
             scale, name = height // feature.shape[-2], str(8 * 2**index)
-            moved = scaled_flows(rearrange(flow, "b f c h w -> (b f) c h w").float(), feature.shape[-2:], scale)  # [B·Fw, 2, h, w]
+            moved = scaled_flows(
+                rearrange(flow, "b f c h w -> (b f) c h w").float(), feature.shape[-2:], scale
+            )  # [B·Fw, 2, h, w]
             source = repeat(feature, "b c h w -> (b f) c h w", f=frames)  # [B·Fw, C, h, w]
             out = splat(source.float(), moved, "avg").to(feature.dtype)  # [B·Fw, C, h, w]
             if self.kind == "ldmk":
@@ -413,7 +420,9 @@ def read_released_config(folder: Path, key: str, kind: str) -> dict[str, Any]:
         raise InputError(f"{key}={folder}: its {CONFIG_NAME} is not a JSON object")
     name = config.get("_class_name")
     if name not in (None, "FlowControlNet"):
-        raise InputError(f"{key}={folder} holds a {name}, not {WHAT[kind]}; pass the folder of a MOFA adapter (its FlowControlNet)")
+        raise InputError(
+            f"{key}={folder} holds a {name}, not {WHAT[kind]}; pass the folder of a MOFA adapter (its FlowControlNet)"
+        )
     first = (config.get("block_out_channels") or SVD_BLOCKS)[0]
     if first != MofaSize.block_out_channels[0]:
         raise InputError(

@@ -9,6 +9,8 @@ resize it runs is the default bilinear one; that is what is reproduced here.
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 import torch
@@ -42,7 +44,7 @@ def draw_face(points: np.ndarray, height: int, width: int) -> np.ndarray:
     scaled = np.asarray(points, dtype=np.float64) * np.array([CANVAS / width, CANVAS / height])  # [68, 2]
     for indices, colour in PARTS:
         part = scaled[np.array(indices) - 1]  # [n, 2]
-        for (x1, y1), (x2, y2) in zip(part[:-1], part[1:]):
+        for (x1, y1), (x2, y2) in itertools.pairwise(part):
             cv2.line(canvas, (int(x1), int(y1)), (int(x2), int(y2)), colour, thickness=THICKNESS)
     return cv2.resize(canvas, (width, height), interpolation=cv2.INTER_LINEAR) / 255.0  # [H, W, 3]
 

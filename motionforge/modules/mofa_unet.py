@@ -69,7 +69,12 @@ def forward(
         size = skips[-1].shape[2:] if forward_size and index < len(unet.up_blocks) - 1 else None
         kwargs = {"encoder_hidden_states": context} if getattr(block, "has_cross_attention", False) else {}
         hidden = block(
-            hidden_states=hidden, temb=emb, res_hidden_states_tuple=outputs, upsample_size=size, image_only_indicator=indicator, **kwargs
+            hidden_states=hidden,
+            temb=emb,
+            res_hidden_states_tuple=outputs,
+            upsample_size=size,
+            image_only_indicator=indicator,
+            **kwargs,
         )
     hidden = unet.conv_out(unet.conv_act(unet.conv_norm_out(hidden)))  # [B·F, 4, h, w]
     return rearrange(hidden, "(b f) c h w -> b f c h w", b=batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import struct
 
@@ -63,7 +64,7 @@ def conv(name: str, out: int, inp: int, k: int) -> dict[str, tuple[int, ...]]:
 def embedding(name: str, widths: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     """A conditioning embedding's manifest (§1.7): conv_in, six 3×3 blocks, conv_out to 320."""
     shapes = conv(f"{name}.conv_in", widths[0], 3, 3)
-    for i, (narrow, wide) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (narrow, wide) in enumerate(itertools.pairwise(widths)):
         shapes |= conv(f"{name}.blocks.{2 * i}", narrow, narrow, 3) | conv(f"{name}.blocks.{2 * i + 1}", wide, narrow, 3)
     return shapes | conv(f"{name}.conv_out", 320, widths[-1], 3)
 
@@ -121,7 +122,9 @@ def test_the_encoder_is_svds_with_mofas_heads_whatever_the_config_says() -> None
     attention = "attentions.0.transformer_blocks.0.attn1"
     assert adapter.down_blocks[2].get_submodule(attention).heads == 10
     assert unet.down_blocks[2].get_submodule(attention).heads == 20
-    heads = [adapter.down_blocks[i].get_submodule(attention).heads for i in range(3)] + [adapter.mid_block.attentions[0].transformer_blocks[0].attn1.heads]
+    heads = [adapter.down_blocks[i].get_submodule(attention).heads for i in range(3)] + [
+        adapter.mid_block.attentions[0].transformer_blocks[0].attn1.heads
+    ]
     assert heads == [5, 10, 10, 20]
 
 
@@ -138,7 +141,9 @@ def test_the_picture_is_embedded_at_one_eighth_and_a_fresh_adapter_gives_zero_re
     embedded = adapter.controlnet_cond_embedding(picture)
     assert embedded.shape == (1, 32, 8, 8) and not embedded.any()  # zero conv_out
     sample, flow = torch.randn(1, 3, 8, 8, 8), torch.randn(1, 3, 2, 64, 64)
-    down, mid = adapter(sample, torch.tensor(1.0), torch.randn(1, 1, 32), torch.ones(1, 3), picture, flow, torch.tensor([1, 0, 0]) > 0)
+    down, mid = adapter(
+        sample, torch.tensor(1.0), torch.randn(1, 1, 32), torch.ones(1, 3), picture, flow, torch.tensor([1, 0, 0]) > 0
+    )
     assert len(down) == 6 and all(not r.any() for r in down) and not mid.any()
 
 
@@ -212,7 +217,9 @@ def test_a_wrong_shape_is_refused_naming_its_key(tmp_path) -> None:
     state = random_features("traj").state_dict()
     state["controlnet_down_blocks.3.weight"] = torch.zeros(32, 16, 1, 1)
     folder = write_folder(tmp_path / "controlnet", state)
-    with pytest.raises(InputError, match=r"controlnet_down_blocks.3.weight has shape \[32, 16, 1, 1\], expected \[32, 32, 1, 1\]"):
+    with pytest.raises(
+        InputError, match=r"controlnet_down_blocks.3.weight has shape \[32, 16, 1, 1\], expected \[32, 32, 1, 1\]"
+    ):
         mofa.load_adapter(folder, "traj", tiny_unet().config, "backbone.mofa")
     del state["controlnet_down_blocks.3.weight"]
     write_folder(folder, state)

@@ -93,7 +93,8 @@ def load_adapters(config: MofaParams, unet: Any, dtype: torch.dtype, device: tor
         if value == TINY:
             if not tiny:
                 raise ConfigError(
-                    f"backbone.{key}=tiny builds a random adapter for svd_tiny only; pass the local folder of {modules.WHAT[kind]}"
+                    f"backbone.{key}=tiny builds a random adapter for svd_tiny only; "
+                    f"pass the local folder of {modules.WHAT[kind]}"
                 )
             adapter = tiny_adapter(unet, kind)
         else:
@@ -114,7 +115,7 @@ def check_size(context: MotionContext) -> None:
 
 
 def sampled_flow(plan: MotionPlan, step: int, device: torch.device) -> torch.Tensor:
-    """The plan's flow f_{0→t} of every frame at 1/step of the frame (nearest: pixels step·i), in pixels: [F, 2, H/step, W/step]."""
+    """The plan's flow f_{0→t} at 1/step of the frame (nearest: pixel step·i), in pixels: [F, 2, H/step, W/step]."""
     parts = [flow[:, :, ::step, ::step].float() for _, flow in plan.field.chunks()]  # [n, 2, H/step, W/step] each
     return torch.cat(parts).to(device)
 
@@ -147,7 +148,7 @@ def face_mask(plan: MotionPlan) -> torch.Tensor:
 
 
 def blend(face: torch.Tensor, drag: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """MOFA-Video-Hybrid's blend of two residuals [N, C, h, w]: face·mask + drag·(1 − mask), the mask [1, 1, H, W] resized nearest."""
+    """MOFA-Video-Hybrid's blend of residuals [N, C, h, w]: face·mask + drag·(1 − mask), the mask [1, 1, H, W] resized nearest."""
     resized = F.interpolate(mask.to(device=face.device, dtype=face.dtype), size=face.shape[-2:], mode="nearest")  # [1, 1, h, w]
     return face * resized + drag * (1 - resized)
 
@@ -174,7 +175,7 @@ class MofaControl:
     def __call__(
         self, sample: torch.Tensor, timestep: torch.Tensor, embeddings: torch.Tensor, time_ids: torch.Tensor, frames: torch.Tensor
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """sample [R, Fw, 8, h, w] (R = 1, or 2 with guidance), frames [Fw] → (residual per skip [R·Fw, C, h_k, w_k], mid residual)."""
+        """sample [R, Fw, 8, h, w] (R = 2 with guidance), frames [Fw] → (residual per skip [R·Fw, C, h_k, w_k], mid residual)."""
         rows, dtype = sample.shape[0], sample.dtype
         index = frames.cpu().long()
         picture = self.picture.to(dtype).expand(rows, -1, -1, -1)  # [R, 3, H, W]
@@ -184,7 +185,9 @@ class MofaControl:
         for key, (adapter, scale) in self.adapters.items():
             landmarks = None
             if key == "mofa_landmark":
-                drawn = draw_faces(self.tracks, index, self.height, self.width).to(device=sample.device, dtype=dtype)  # [Fw, 3, H, W]
+                drawn = draw_faces(self.tracks, index, self.height, self.width).to(
+                    device=sample.device, dtype=dtype
+                )  # [Fw, 3, H, W]
                 landmarks = repeat(drawn, "f c h w -> r f c h w", r=rows)
             out[key] = adapter(sample, timestep, embeddings, time_ids, picture, flow, reference, landmarks, scale)
         if len(out) == 1:

@@ -46,7 +46,7 @@ CLIP_SIZE = (224, 224)  # SVD's CLIP input size
 
 @dataclass
 class SvdParams(mofa.MofaParams, steering.SteeringParams, DiffusionParams):
-    """SVD's conditioning parameters, with StableVideoDiffusionPipeline's names and defaults, the steering, MOFA and device keys."""
+    """SVD's conditioning parameters, with StableVideoDiffusionPipeline's names and defaults; the steering, MOFA, device keys."""
 
     fps: int = 7  # the frame rate the model is conditioned on (as diffusers, independent of the output's fps)
     motion_bucket_id: int = 127  # more motion with higher values
@@ -67,7 +67,7 @@ class SvdConfig(SvdParams):
 
 @dataclass
 class SvdTinyConfig(SvdParams):
-    """Parameters of the svd_tiny backbone: the conditioning only (the model is built from config; ``mofa=tiny`` a random adapter)."""
+    """Parameters of the svd_tiny backbone: the conditioning only (the model is built from config; mofa=tiny: random)."""
 
 
 @dataclass
@@ -96,8 +96,9 @@ class SvdModel:
     """
 
     def __init__(
-        self, unet: Any, embeddings: torch.Tensor, image_latents: torch.Tensor, time_ids: torch.Tensor, guidance: Any, control: Any = None
-    ) -> None:
+        self, unet: Any, embeddings: torch.Tensor, image_latents: torch.Tensor, time_ids: torch.Tensor, guidance: Any,
+        control: Any = None,
+    ) -> None:  # fmt: skip
         self.unet = unet
         self.control = control
         self.embeddings = embeddings  # [1, 1, D] CLIP image embedding
@@ -186,7 +187,7 @@ class SvdBackbone(DiffusionBase):
     Config = SvdConfig
     folders = {"pretrained": "a Stable Video Diffusion checkpoint"}
     tiny = "svd_tiny"
-    offload_order = ("image_encoder", "mofa", "mofa_landmark", "unet", "vae")  # diffusers' model_cpu_offload_seq, the adapters before the UNet
+    offload_order = ("image_encoder", "mofa", "mofa_landmark", "unet", "vae")  # diffusers' model_cpu_offload_seq, with MOFA
 
     def cache_extra(self, config: SvdParams) -> tuple[Any, ...]:
         """The MOFA adapters on the UNet (their folders; ``tiny``)."""

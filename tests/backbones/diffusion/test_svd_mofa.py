@@ -19,8 +19,16 @@ from tests.modules.test_mofa import PARENT_DEFAULTS
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 QUIET = ["height=64", "width=64", "progress=false", "output.save=false", "steps=2", "seed=5"]
-DRAG = ["adapters=[trajectory,brush]", f"adapters.trajectory.file={EXAMPLES / 'tracks.json'}", f"adapters.brush.mask={EXAMPLES / 'brush.png'}"]
-FACE = ["adapters=[landmark,trajectory]", f"adapters.landmark.file={EXAMPLES / 'landmarks.npy'}", "adapters.landmark.face_region=true"]
+DRAG = [
+    "adapters=[trajectory,brush]",
+    f"adapters.trajectory.file={EXAMPLES / 'tracks.json'}",
+    f"adapters.brush.mask={EXAMPLES / 'brush.png'}",
+]
+FACE = [
+    "adapters=[landmark,trajectory]",
+    f"adapters.landmark.file={EXAMPLES / 'landmarks.npy'}",
+    "adapters.landmark.face_region=true",
+]
 
 
 def clip(*overrides: str) -> np.ndarray:
@@ -58,9 +66,16 @@ def test_the_trajectory_adapter_from_the_command_line_says_it_ran(tmp_path) -> N
 def test_the_hybrid_blends_the_keypoint_adapter_on_the_face_with_the_trajectory_one(tmp_path) -> None:
     run = tmp_path / "run"
     args = ["backbone=svd_tiny", "backbone.mofa=tiny", "backbone.mofa_landmark=tiny", "backbone.mofa_landmark_scale=0.8", *FACE]
-    assert main(["animate", *args, "num_frames=6", "steps=2", "height=64", "width=64", "progress=false", f"hydra.run.dir={run}"]) == 0
+    assert (
+        main(["animate", *args, "num_frames=6", "steps=2", "height=64", "width=64", "progress=false", f"hydra.run.dir={run}"])
+        == 0
+    )
     steering = json.loads((run / "manifest.json").read_text())["steering"]
-    assert steering[:3] == ["mofa trajectory adapter (scale 0.6)", "mofa keypoint adapter (scale 0.8)", "mofa hybrid blend by the face region"]
+    assert steering[:3] == [
+        "mofa trajectory adapter (scale 0.6)",
+        "mofa keypoint adapter (scale 0.8)",
+        "mofa hybrid blend by the face region",
+    ]
 
 
 def test_the_hybrid_blend_is_face_times_mask_plus_drag_times_the_rest() -> None:
@@ -72,7 +87,12 @@ def test_the_hybrid_blend_is_face_times_mask_plus_drag_times_the_rest() -> None:
 
 
 LONG = {
-    "periodic_overlap, the hybrid": ["sampler=periodic_overlap", "sampler.anchor_first_frame=true", "sampler.stride=4", *FACE[1:]],
+    "periodic_overlap, the hybrid": [
+        "sampler=periodic_overlap",
+        "sampler.anchor_first_frame=true",
+        "sampler.stride=4",
+        *FACE[1:],
+    ],
     "phased, the trajectory adapter": ["sampler=phased", *DRAG],
 }
 
@@ -102,7 +122,10 @@ def test_long_clips_run_window_by_window_with_absolute_frames(sampler, monkeypat
         ([*DRAG, "height=48", "backbone.mofa=tiny"], r"multiples of 64 .* 64×48 is not"),
         ([*DRAG, "backbone.mofa=tiny", "backbone.mofa_scale=-1"], r"backbone.mofa_scale=-1.0 must be a number ≥ 0"),
         ([*DRAG, "backbone.mofa_landmark=tiny"], r"backbone.mofa_landmark draws the landmark control's faces: add it"),
-        (["backbone.mofa=tiny", "backbone.mofa_landmark=tiny", *FACE[:2]], r"blended by the face region: set adapters.landmark.face_region=true"),
+        (
+            ["backbone.mofa=tiny", "backbone.mofa_landmark=tiny", *FACE[:2]],
+            r"blended by the face region: set adapters.landmark.face_region=true",
+        ),
     ],
 )
 def test_bad_adapter_settings_are_one_sentence(overrides, message) -> None:
@@ -112,7 +135,9 @@ def test_bad_adapter_settings_are_one_sentence(overrides, message) -> None:
 
 def test_tiny_is_for_svd_tiny_only(svd_folder) -> None:
     with pytest.raises(ConfigError, match="backbone.mofa=tiny builds a random adapter for svd_tiny only"):
-        animate(compose_config(["backbone=svd", f"backbone.pretrained={svd_folder}", "backbone.mofa=tiny", "num_frames=4", *QUIET]))
+        animate(
+            compose_config(["backbone=svd", f"backbone.pretrained={svd_folder}", "backbone.mofa=tiny", "num_frames=4", *QUIET])
+        )
 
 
 def test_the_model_cache_tells_loads_with_an_adapter_apart(fresh_folder) -> None:
@@ -124,9 +149,24 @@ def test_the_model_cache_tells_loads_with_an_adapter_apart(fresh_folder) -> None
 MOFA_DIR, SVD_XT_DIR = os.environ.get("MOTIONFORGE_MOFA_DIR"), os.environ.get("MOTIONFORGE_SVD_XT_DIR")
 
 
-@pytest.mark.skipif(not (MOFA_DIR and SVD_XT_DIR), reason="set MOTIONFORGE_MOFA_DIR (MOFA-Video-Traj's ckpts/) and MOTIONFORGE_SVD_XT_DIR")
+@pytest.mark.skipif(
+    not (MOFA_DIR and SVD_XT_DIR), reason="set MOTIONFORGE_MOFA_DIR (MOFA-Video-Traj's ckpts/) and MOTIONFORGE_SVD_XT_DIR"
+)
 def test_the_released_trajectory_adapter_runs_on_svd_xt() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     run = ["backbone=svd", f"backbone.pretrained={SVD_XT_DIR}", f"backbone.mofa={Path(MOFA_DIR) / 'controlnet'}", *DRAG]
-    video = animate(compose_config([*run, "num_frames=14", "height=256", "width=256", "steps=2", f"device={device}", "progress=false", "output.save=false"]))
+    video = animate(
+        compose_config(
+            [
+                *run,
+                "num_frames=14",
+                "height=256",
+                "width=256",
+                "steps=2",
+                f"device={device}",
+                "progress=false",
+                "output.save=false",
+            ]
+        )
+    )
     assert video.frames.shape == (14, 256, 256, 3) and video.frames.std() > 1  # a picture, not NaN-black
