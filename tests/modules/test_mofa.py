@@ -110,6 +110,16 @@ def test_the_full_size_adapter_is_the_released_manifest_key_for_key(kind, manife
     expected = manifest()
     assert checkpoints.mismatch(built, expected) is None  # no missing, no extra, no mis-shaped key
     assert built == expected
+    assert {k: v for k, v in built.items() if k.startswith(ENCODER_PREFIXES)} == svd_encoder_shapes()
+
+
+def test_of_a_released_config_only_the_embedding_fields_change_the_module(tmp_path) -> None:
+    released = {**PARENT_DEFAULTS, "conditioning_embedding_out_channels": [8, 16, 32, 64], "cross_attention_dim": 7}
+    size = MofaSize.for_unet(SVD_XT_UNET, {**released, "num_attention_heads": [1, 1, 1, 1], "layers_per_block": 5})
+    assert size == MofaSize(conditioning_embedding_out_channels=(8, 16, 32, 64))
+    (tmp_path / "config.json").write_text(json.dumps({**PARENT_DEFAULTS, "block_out_channels": [64, 128, 256, 256]}))
+    with pytest.raises(InputError, match=r"block_out_channels\[0\]=64, but MOFA's adapter always feeds SVD's 320 channels"):
+        mofa.read_released_config(tmp_path, "backbone.mofa", "traj")
 
 
 def test_the_encoder_is_svds_with_mofas_heads_whatever_the_config_says() -> None:

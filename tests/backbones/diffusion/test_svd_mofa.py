@@ -18,7 +18,7 @@ from motionforge.modules.mofa import MofaAdapter, MofaSize
 from tests.modules.test_mofa import PARENT_DEFAULTS
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-QUIET = ["height=64", "width=64", "progress=false", "output.save=false", "steps=2", "seed=5"]
+QUIET = ["height=64", "width=64", "progress=false", "output.save=false", "steps=1", "seed=5"]
 DRAG = [
     "adapters=[trajectory,brush]",
     f"adapters.trajectory.file={EXAMPLES / 'tracks.json'}",
@@ -33,7 +33,7 @@ FACE = [
 
 def clip(*overrides: str) -> np.ndarray:
     """The frames of an svd_tiny run: uint8 [F, H, W, 3]."""
-    return animate(compose_config(["backbone=svd_tiny", "num_frames=6", *QUIET, *overrides])).frames
+    return animate(compose_config(["backbone=svd_tiny", "num_frames=4", *QUIET, *overrides])).frames
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_a_fresh_adapter_and_a_zero_scale_give_plain_svds_frames_exactly(fresh_f
 
 def test_the_trajectory_adapter_from_the_command_line_says_it_ran(tmp_path) -> None:
     run = tmp_path / "run"
-    args = ["backbone=svd_tiny", "backbone.mofa=tiny", *DRAG, "num_frames=6", "steps=2", "height=64", "width=64"]
+    args = ["backbone=svd_tiny", "backbone.mofa=tiny", *DRAG, "num_frames=4", "steps=1", "height=64", "width=64"]
     assert main(["animate", *args, "progress=false", f"hydra.run.dir={run}"]) == 0
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["steering"][0] == "mofa trajectory adapter (scale 0.6)"
@@ -67,7 +67,7 @@ def test_the_hybrid_blends_the_keypoint_adapter_on_the_face_with_the_trajectory_
     run = tmp_path / "run"
     args = ["backbone=svd_tiny", "backbone.mofa=tiny", "backbone.mofa_landmark=tiny", "backbone.mofa_landmark_scale=0.8", *FACE]
     assert (
-        main(["animate", *args, "num_frames=6", "steps=2", "height=64", "width=64", "progress=false", f"hydra.run.dir={run}"])
+        main(["animate", *args, "num_frames=4", "steps=1", "height=64", "width=64", "progress=false", f"hydra.run.dir={run}"])
         == 0
     )
     steering = json.loads((run / "manifest.json").read_text())["steering"]
