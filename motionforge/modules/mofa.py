@@ -28,6 +28,7 @@ MOFA's constructor always builds its parent with the parent's defaults, so of a 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Mapping
@@ -374,12 +375,24 @@ def _is_released_folder(path: Path) -> bool:
     return path.is_dir() and (path / WEIGHTS_NAME).is_file()
 
 
-def read_folder_shapes(path: Path) -> Shapes | None:
-    """A released adapter folder's tensor shapes from its safetensors header (None when the path is no such folder)."""
+def read_folder_shapes(path: Path, kind: str | None = None) -> Shapes | None:
+    """A released adapter folder's tensor shapes from its safetensors header.
+
+    None when the path is no such folder: not a folder with config.json and the safetensors file,
+    a config.json of another model (an SVD UNet's), or, given ``kind``, a file that holds the
+    other adapter (a landmark embedding, or the trajectory adapter's flow-encoder zero convs).
+    """
     path = Path(path)
     if not (_is_released_folder(path) and (path / CONFIG_NAME).is_file()):
         return None
-    return checkpoints.read_shapes(path / WEIGHTS_NAME, str(path))
+    try:
+        name = json.loads((path / CONFIG_NAME).read_text(encoding="utf-8")).get("_class_name")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    if name not in (None, "FlowControlNet"):
+        return None
+    found = checkpoints.read_shapes(path / WEIGHTS_NAME, str(path))
+    return None if kind is not None and kind_of(found) not in (None, kind) else found
 
 
 def full_shapes(kind: str) -> Shapes:
@@ -397,8 +410,12 @@ def kind_of(found: Shapes) -> str | None:
 
 
 WEIGHT_KINDS = [
-    WeightKind("mofa_traj", WHAT["traj"], read_folder_shapes, lambda: full_shapes("traj")),
-    WeightKind("mofa_ldmk", WHAT["ldmk"], read_folder_shapes, lambda: full_shapes("ldmk")),
+    WeightKind(
+        "mofa_traj", WHAT["traj"], functools.partial(read_folder_shapes, kind="traj"), functools.partial(full_shapes, "traj")
+    ),
+    WeightKind(
+        "mofa_ldmk", WHAT["ldmk"], functools.partial(read_folder_shapes, kind="ldmk"), functools.partial(full_shapes, "ldmk")
+    ),
 ]
 
 OTHER_KEY = {"traj": "backbone.mofa_landmark", "ldmk": "backbone.mofa"}

@@ -275,5 +275,7 @@ def test_weight_kinds_read_a_full_size_folder_from_its_header(tmp_path) -> None:
     sparse_safetensors(folder / "diffusion_pytorch_model.safetensors", traj_manifest())
     found = kinds["mofa_traj"].read(folder)
     assert checkpoints.mismatch(found, kinds["mofa_traj"].expected()) is None
-    assert "lacks controlnet_ldmk_embedding.conv_in.weight" in str(checkpoints.mismatch(found, kinds["mofa_ldmk"].expected()))
+    assert kinds["mofa_ldmk"].read(folder) is None  # the trajectory adapter's zero convs: not the keypoint adapter
     assert kinds["mofa_traj"].read(folder / "config.json") is None and kinds["mofa_ldmk"].read(tmp_path) is None
+    (folder / "config.json").write_text(json.dumps(SVD_XT_UNET))
+    assert kinds["mofa_traj"].read(folder) is None  # an SVD UNet's folder
