@@ -107,15 +107,6 @@ class MofaSize:
         heads = (heads,) * len(blocks) if isinstance(heads, int) else tuple(heads)
         return replace(size, num_attention_heads=heads, matting_expansion=8, matting_most=64)
 
-    @property
-    def scales(self) -> list[int]:
-        """The downsampling (pixels per cell) of the hidden state after conv_in and after each down block: 8, 16, 32, 64, 64."""
-        scales, scale = [8], 8
-        for index in range(len(self.block_out_channels)):
-            scale = scale * 2 if index < len(self.block_out_channels) - 1 else scale
-            scales.append(scale)
-        return scales
-
 
 def zero_conv(channels: int) -> nn.Conv2d:
     """A zero-initialised 1×1 convolution (the ControlNet's way of starting as a no-op)."""
