@@ -63,7 +63,8 @@ def backbone_commands() -> list[str]:
 
 
 @pytest.mark.parametrize("command", backbone_commands())
-def test_each_tiny_backbone_command_runs(command, tmp_path) -> None:
+def test_each_tiny_backbone_command_runs(command, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(README.parent)  # some use the files in examples/
     run = tmp_path / "run"
     assert main([*shlex.split(command)[1:], "progress=false", "output.gif=false", f"hydra.run.dir={run}"]) == 0
     assert (run / "animation.mp4").is_file()

@@ -19,6 +19,7 @@ from motionforge.modules import checkpoints
 # The module files whose WEIGHT_KINDS the catalog gathers, one a line.
 MODULES = (
     "motionforge.modules.cmp",
+    "motionforge.modules.mofa",
     "motionforge.modules.motion_i2v",
     "motionforge.modules.diffusers_folders",
 )

@@ -62,11 +62,14 @@ def test_backbones_times_each_trained_module_over_its_plain_backbone(tmp_path) -
     modules = [r for r in rows if "module" in r]
     assert len(modules) == len(rows)  # the grid of backbones is empty: only the module and its plain backbone ran
     assert [(r["backbone"], r["module"]) for r in modules] == [
+        ("svd_tiny", "none"),
+        ("svd_tiny+mofa", "mofa"),
         ("animatediff_tiny", "none"),
         ("animatediff_tiny+motion_i2v", "motion_i2v"),
     ]
     assert all(r["num_frames"] == 4 and r["denoiser_calls"] == 1 and r["peak_rss_mb"] > 0 for r in modules)
     assert "animatediff_tiny+motion_i2v over animatediff_tiny at 4 frames (single): render time ×" in table
+    assert "svd_tiny+mofa over svd_tiny at 4 frames (single): render time ×" in table
 
 
 def test_overhead_pairs_the_engine_with_the_diffusers_pipeline(tmp_path) -> None:

@@ -24,13 +24,14 @@ from typing import Any
 import torch
 from einops import repeat
 
-from motionforge.backbones.diffusion import loading, steering, tiny
+from motionforge.backbones.diffusion import loading, mofa, steering, tiny
 from motionforge.backbones.diffusion.base import DiffusionBase, DiffusionParams, vae_decoder, vae_scale_factor
 from motionforge.backbones.diffusion.schedules import KarrasDenoiser
 from motionforge.backbones.diffusion.steering import strength
 from motionforge.core.errors import ConfigError, InputError
 from motionforge.core.hookspecs import Register, hookimpl
 from motionforge.core.types import Prepared, RenderRequest, SamplerInput
+from motionforge.modules import mofa_unet
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ CLIP_SIZE = (224, 224)  # SVD's CLIP input size
 
 
 @dataclass
-class SvdParams(steering.SteeringParams, DiffusionParams):
-    """SVD's conditioning parameters, with StableVideoDiffusionPipeline's names and defaults, the steering and device keys."""
+class SvdParams(mofa.MofaParams, steering.SteeringParams, DiffusionParams):
+    """SVD's conditioning parameters, with StableVideoDiffusionPipeline's names and defaults; the steering, MOFA, device keys."""
 
     fps: int = 7  # the frame rate the model is conditioned on (as diffusers, independent of the output's fps)
     motion_bucket_id: int = 127  # more motion with higher values
@@ -66,7 +67,7 @@ class SvdConfig(SvdParams):
 
 @dataclass
 class SvdTinyConfig(SvdParams):
-    """Parameters of the svd_tiny backbone: the conditioning only (the model is built from config)."""
+    """Parameters of the svd_tiny backbone: the conditioning only (the model is built from config; mofa=tiny: random)."""
 
 
 @dataclass
@@ -78,6 +79,8 @@ class SvdModels:
     image_encoder: Any  # CLIPVisionModelWithProjection
     feature_extractor: Any  # CLIPImageProcessor
     scheduler_config: dict[str, Any]
+    mofa: Any = None  # MOFA-Video's trajectory adapter (modules.mofa.MofaAdapter), when backbone.mofa is set
+    mofa_landmark: Any = None  # its keypoint adapter, when backbone.mofa_landmark is set
 
     @property
     def window(self) -> int:
@@ -86,10 +89,18 @@ class SvdModels:
 
 
 class SvdModel:
-    """SVD's UNet with one run's image conditioning bound; classifier-free guidance per frame inside."""
+    """SVD's UNet with one run's image conditioning bound; classifier-free guidance per frame inside.
 
-    def __init__(self, unet: Any, embeddings: torch.Tensor, image_latents: torch.Tensor, time_ids: torch.Tensor, guidance: Any) -> None:
+    ``control``, when set, gives ControlNet residuals for each call's UNet input (MOFA-Video's adapters,
+    :class:`~motionforge.backbones.diffusion.mofa.MofaControl`), added as MOFA's UNet adds them.
+    """
+
+    def __init__(
+        self, unet: Any, embeddings: torch.Tensor, image_latents: torch.Tensor, time_ids: torch.Tensor, guidance: Any,
+        control: Any = None,
+    ) -> None:  # fmt: skip
         self.unet = unet
+        self.control = control
         self.embeddings = embeddings  # [1, 1, D] CLIP image embedding
         self.image_latents = image_latents  # [1, C, h, w] VAE latent of the noised picture
         self.time_ids = time_ids  # [1, 3] fps − 1, motion bucket, noise augmentation
@@ -102,21 +113,29 @@ class SvdModel:
         embeddings, time_ids, timestep = self.embeddings.expand(batch, -1, -1), self.time_ids.expand(batch, -1), timestep.to(z.device)
         if self.guidance is None:
             sample = torch.cat([z, condition], dim=2)  # [B, Fw, 2C, h, w]
-            return self.unet(sample, timestep, encoder_hidden_states=embeddings, added_time_ids=time_ids, return_dict=False)[0]
+            return self.predict(sample, timestep, embeddings, time_ids, frames)
         sample = torch.cat([torch.cat([z, z]), torch.cat([torch.zeros_like(condition), condition])], dim=2)  # [2B, Fw, 2C, h, w]
         embeddings = torch.cat([torch.zeros_like(embeddings), embeddings])  # [2B, 1, D]
-        output = self.unet(
-            sample, timestep, encoder_hidden_states=embeddings, added_time_ids=time_ids.repeat(2, 1), return_dict=False
-        )[0]
+        output = self.predict(sample, timestep, embeddings, time_ids.repeat(2, 1), frames)
         uncond, cond = output.chunk(2)  # [B, Fw, C, h, w] each
         low, high = self.guidance
         scale = torch.linspace(low, high, window).to(device=z.device, dtype=z.dtype).view(1, window, 1, 1, 1)  # [1, Fw, 1, 1, 1]
         return uncond + scale * (cond - uncond)
 
+    def predict(
+        self, sample: torch.Tensor, timestep: torch.Tensor, embeddings: torch.Tensor, time_ids: torch.Tensor, frames: torch.Tensor
+    ) -> torch.Tensor:
+        """The UNet on sample [R, Fw, 2C, h, w] (R rows: the guidance batch) → [R, Fw, C, h, w], with the control's residuals."""
+        if self.control is None:
+            return self.unet(sample, timestep, encoder_hidden_states=embeddings, added_time_ids=time_ids, return_dict=False)[0]
+        down, mid = self.control(sample, timestep, embeddings, time_ids, frames)
+        return mofa_unet.forward(self.unet, sample, timestep, embeddings, time_ids, down, mid)
+
 
 def check_params(config: SvdParams) -> None:
     """Check SVD's conditioning parameters and the steering keys; one sentence per mistake."""
     steering.check(config)
+    mofa.check(config)
     if config.fps < 1:
         raise ConfigError(f"backbone.fps={config.fps} must be at least 1 (SVD is conditioned on fps − 1)")
     if config.motion_bucket_id < 0:
@@ -168,7 +187,11 @@ class SvdBackbone(DiffusionBase):
     Config = SvdConfig
     folders = {"pretrained": "a Stable Video Diffusion checkpoint"}
     tiny = "svd_tiny"
-    offload_order = ("image_encoder", "unet", "vae")  # diffusers' model_cpu_offload_seq
+    offload_order = ("image_encoder", "mofa", "mofa_landmark", "unet", "vae")  # diffusers' model_cpu_offload_seq, with MOFA
+
+    def cache_extra(self, config: SvdParams) -> tuple[Any, ...]:
+        """The MOFA adapters on the UNet (their folders; ``tiny``)."""
+        return mofa.cache_extra(config)
 
     def load_folders(self, config: SvdConfig, folders: dict[str, Path], dtype: torch.dtype, device: torch.device) -> SvdModels:
         """Load an SVD diffusers folder's components (checked first) onto device in dtype."""
@@ -185,7 +208,9 @@ class SvdBackbone(DiffusionBase):
             "feature_extractor": loading.Part(loading.clip_image_processor_class().from_pretrained, "the feature extractor", False),
         }
         loaded = loading.load_parts(folder, parts, config.allow_pickle, dtype, device, KEY)
-        return SvdModels(**loaded, scheduler_config=loading.read_config(folder / "scheduler", "scheduler_config.json", KEY))
+        adapters = mofa.load_adapters(config, loaded["unet"], dtype, device, tiny=False)
+        scheduler_config = loading.read_config(folder / "scheduler", "scheduler_config.json", KEY)
+        return SvdModels(**loaded, scheduler_config=scheduler_config, **adapters)
 
     @torch.no_grad()
     def prepare(self, config: SvdParams, request: RenderRequest) -> Prepared:
@@ -213,12 +238,15 @@ class SvdBackbone(DiffusionBase):
         # 6. The guided UNet as a sigma-space denoiser, steered by the plan
         guided = config.max_guidance_scale > 1
         guidance = (config.min_guidance_scale, config.max_guidance_scale) if guided else None
-        model = SvdModel(models.unet, embeddings, image_latents, time_ids, guidance)
+        adapters = {key: getattr(models, key) for key in mofa.KEYS if getattr(models, key) is not None}
+        control = mofa.MofaControl(adapters, config, context, plan) if adapters else None
+        model = SvdModel(models.unet, embeddings, image_latents, time_ids, guidance, control)
         steered = steering.steer(
             KarrasDenoiser(model, schedule), config, plan, schedule=schedule, noise=noise,
             reference=lambda: steering.reference_latent(models, context.image), unet=models.unet, guidance=2 if guided else 1,
         )  # fmt: skip
-        used = steered.used + ([f"motion_bucket_id={bucket} from strength {plan.strength:g}"] if asked else [])
+        used = (control.used() if control else []) + steered.used
+        used += [f"motion_bucket_id={bucket} from strength {plan.strength:g}"] if asked else []
         # 7. The sampler's input, and the decoder bound to these models and this schedule
         latents = steered.latents.to(context.device)  # [1, F, C, h, w] at the schedule's first sigma
         problem = SamplerInput(steered.denoiser, schedule.sigmas, latents, models.window, generator, stepper)
@@ -231,7 +259,8 @@ def tiny_models(config: SvdTinyConfig, dtype: torch.dtype, device: torch.device)
     """The tiny SVD components (:mod:`motionforge.backbones.diffusion.tiny`, seed 0) as loaded models."""
     parts = tiny.tiny_svd_components()
     unet, vae, encoder = (loading.place(parts[name], device, dtype) for name in ("unet", "vae", "image_encoder"))
-    return SvdModels(unet, vae, encoder, parts["feature_extractor"], tiny.scheduler_config(parts["scheduler"]))
+    adapters = mofa.load_adapters(config, unet, dtype, device, tiny=True)
+    return SvdModels(unet, vae, encoder, parts["feature_extractor"], tiny.scheduler_config(parts["scheduler"]), **adapters)
 
 
 class SvdTinyBackbone(SvdBackbone):
@@ -241,6 +270,7 @@ class SvdTinyBackbone(SvdBackbone):
     Config = SvdTinyConfig
     models_factory = staticmethod(tiny_models)
     memory_per_pixel = 1100  # bytes per frame-pixel at a run's peak (measured on a CPU in float32; see core/memory.py)
+    # MOFA's tiny adapters leave that peak as it is (it is the VAE's decode; measured at 256×256, 14 frames)
 
 
 @hookimpl

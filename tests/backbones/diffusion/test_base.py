@@ -63,7 +63,10 @@ def test_the_offload_order_is_declared_data_and_models_a_run_lacks_are_left_out(
         ["CLIPTextModel", "UNetMotionModel", "AutoencoderKL"],
         ["CLIPTextModel", "CLIPVisionModelWithProjection", "UNetMotionModel", "AutoencoderKL"],
     ]
-    assert SvdTinyBackbone.offload_order == ("image_encoder", "unet", "vae")  # diffusers' model_cpu_offload_seq
+    assert SvdTinyBackbone.offload_order == ("image_encoder", "mofa", "mofa_landmark", "unet", "vae")  # diffusers', with MOFA
+    models = SvdTinyBackbone.models_factory(SvdTinyConfig(mofa="tiny"), torch.float32, torch.device("cpu"))
+    base.offloaded(models, SvdTinyBackbone.offload_order, torch.device("cpu"))
+    assert chained[-1] == ["CLIPVisionModelWithProjection", "MofaAdapter", "UNetSpatioTemporalConditionModel", "AutoencoderKLTemporalDecoder"]  # fmt: skip
 
 
 def test_the_vae_scale_factor_is_two_to_the_blocks_minus_one() -> None:

@@ -170,6 +170,10 @@ def test_svd_is_registered_with_diffusers_names_and_defaults() -> None:
         "allow_pickle": False,
         "name": "svd",
         "motion_bucket_from_strength": True,
+        "mofa": None,
+        "mofa_scale": 0.6,
+        "mofa_landmark": None,
+        "mofa_landmark_scale": 1.0,
         **STEERING_DEFAULTS,
     }
     assert "pretrained" not in compose_config(["backbone=svd_tiny"]).backbone
