@@ -24,6 +24,7 @@ and a deterministic Euler step in σ is exactly the flow-matching Euler step z' 
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -43,13 +44,9 @@ def flow_sigma(t: torch.Tensor) -> torch.Tensor:
 
 
 def is_flow(scheduler: Any) -> bool:
-    """Whether a diffusers scheduler steps a rectified-flow model (flow sigmas, flow prediction, or a FlowMatch class)."""
-    config = scheduler.config
-    return bool(
-        config.get("use_flow_sigmas")
-        or config.get("prediction_type") == "flow_prediction"
-        or "FlowMatch" in type(scheduler).__name__
-    )
+    """Whether a diffusers scheduler steps a rectified-flow model (a FlowMatch class, or one that takes flow sigmas and has them on)."""
+    takes = "use_flow_sigmas" in inspect.signature(type(scheduler).__init__).parameters
+    return "FlowMatch" in type(scheduler).__name__ or (takes and bool(scheduler.config.get("use_flow_sigmas")))
 
 
 def sigma_of(alpha_cumprod: float) -> float:

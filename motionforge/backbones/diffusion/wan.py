@@ -34,7 +34,7 @@ from PIL import Image
 from motionforge.backbones.diffusion import latent_time, loading, steering, tiny, tiny_wan, wan_folder
 from motionforge.backbones.diffusion.base import DiffusionBase, DiffusionParams
 from motionforge.backbones.diffusion.schedulers import begin_at, make_scheduler, scheduler_steps
-from motionforge.backbones.diffusion.schedules import KarrasDenoiser, Schedule, schedule_of
+from motionforge.backbones.diffusion.schedules import KarrasDenoiser, Schedule, is_flow, schedule_of
 from motionforge.core.errors import ConfigError
 from motionforge.core.hookspecs import Register, hookimpl
 from motionforge.core.types import Decode, FrameLimit, Prepared, RenderRequest, SamplerInput
@@ -319,12 +319,12 @@ class WanBackbone(DiffusionBase):
         """The run's flow schedule in sigma space (the shift over the folder's when asked) and its scheduler's step rule."""
         overrides = {**config.scheduler_config, **({"flow_shift": config.flow_shift} if config.flow_shift is not None else {})}
         scheduler = make_scheduler(models.scheduler_config, config.scheduler, overrides, steps)
-        schedule = schedule_of(scheduler, begin_at(scheduler, steering.start_step(config, steps)))
-        if not schedule.flow:
+        if not is_flow(scheduler):
             raise ConfigError(
-                f"backbone.scheduler={config.scheduler} is not a flow-matching scheduler, which Wan needs; set it to null "
+                f"backbone.scheduler={config.scheduler} does not step a flow-matching model, which Wan is; set it to null "
                 "(the folder's UniPC on flow sigmas), or to unipc or dpmpp_2m (they keep the folder's use_flow_sigmas)"
             )
+        schedule = schedule_of(scheduler, begin_at(scheduler, steering.start_step(config, steps)))
         return schedule, scheduler_steps(scheduler, schedule, generator, layout)
 
     def experts(self, config: WanParams, models: WanModels) -> list[Expert]:
