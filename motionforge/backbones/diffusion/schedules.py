@@ -38,8 +38,8 @@ PREDICTIONS = ("epsilon", "v_prediction", "flow_prediction")
 
 
 def flow_sigma(t: torch.Tensor) -> torch.Tensor:
-    """σ = t/(1 − t), the sigma-space noise level of rectified-flow time t (0 at t = 0)."""
-    t = t.double()
+    """σ = t/(1 − t), the sigma-space noise level of rectified-flow time t (0 at t = 0; t = 1 is taken at 1 − 10⁻⁶, as UniPC does)."""
+    t = t.double().clamp(max=1 - 1e-6)
     return t / (1 - t)
 
 
