@@ -305,6 +305,7 @@ class WanBackbone(DiffusionBase):
     tiny = "wan_tiny"
     offload_order = ("text_encoder", "image_encoder", "transformer", "transformer_2", "vae")  # diffusers' model_cpu_offload_seq
     cuda_dtype = torch.bfloat16  # Wan is trained and released in bfloat16
+    temporal_compression = 4  # its VAE's: clips are 4n+1 frames (the benchmarks round up to it)
 
     def load_folders(self, config: WanConfig, folders: dict[str, Path], dtype: torch.dtype, device: torch.device) -> WanModels:
         """Load a Wan folder's components (its layout checked first) onto device in dtype."""

@@ -147,3 +147,33 @@ def load_folder(
     parts = {name: part for name, part in loaders().items() if name in layout.components}
     loaded = loading.load_parts(folder, parts, allow_pickle, dtype, device, KEY)
     return loaded, lambda name: load_transformer(folder, name, allow_pickle, dtype, device)
+
+
+class _FtfyAbsent:
+    """What the pipeline's prompt cleaning calls when ftfy is not installed: no fixes (what the wan backbone does then)."""
+
+    @staticmethod
+    def fix_text(text: str) -> str:
+        """The text as it is."""
+        return text
+
+
+def diffusers_pipeline(folder: Path, dtype: torch.dtype = torch.float32) -> Any:
+    """WanImageToVideoPipeline from a Wan folder, loaded as this environment allows (for parity tests and the overhead bench).
+
+    Without accelerate the transformers load with diffusers' float32 list set aside (as :func:`load_transformer`);
+    without ftfy the pipeline's prompt cleaning (which calls it unconditionally) skips its fixes, as the backbone's does.
+    """
+    from diffusers import WanImageToVideoPipeline, WanTransformer3DModel
+    from diffusers.pipelines.wan import pipeline_wan_i2v
+
+    if importlib.util.find_spec("ftfy") is None and not hasattr(pipeline_wan_i2v, "ftfy"):
+        pipeline_wan_i2v.ftfy = _FtfyAbsent
+    if importlib.util.find_spec("accelerate") is not None:
+        return WanImageToVideoPipeline.from_pretrained(folder, dtype=dtype, local_files_only=True)
+    with without_float32_list(WanTransformer3DModel):
+        pipe = WanImageToVideoPipeline.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
+    for name in ("transformer", "transformer_2"):
+        if getattr(pipe, name, None) is not None:
+            setattr(pipe, name, cast(getattr(pipe, name), torch.device("cpu"), dtype))
+    return pipe

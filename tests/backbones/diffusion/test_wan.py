@@ -27,8 +27,8 @@ PARITY = {
 
 
 @pytest.mark.parametrize("layout, params", PARITY.values(), ids=PARITY.keys())
-def test_the_frames_are_the_pipelines_frames(wan_folders, picture, tmp_path, monkeypatch, layout, params) -> None:
-    expected = pipeline_frames(wan_folders[layout], picture, 9, steps=4, seed=5, monkeypatch=monkeypatch, **params)
+def test_the_frames_are_the_pipelines_frames(wan_folders, picture, tmp_path, layout, params) -> None:
+    expected = pipeline_frames(wan_folders[layout], picture, 9, steps=4, seed=5, **params)
     prompt = params.pop("prompt")
     overrides = [f"backbone.{key}={value}" for key, value in params.items()]
     run = ["backbone=wan", f"backbone.pretrained={wan_folders[layout]}", f"image={picture}", "num_frames=9", "steps=4", "seed=5"]
@@ -102,7 +102,8 @@ def test_prepare_hands_the_sampler_latent_frames_on_the_shifted_flow_schedule_an
     assert problem.latents.shape == (1, 4, 16, 8, 8) and problem.window == 5  # 13 frames = 4 latent frames
     assert problem.frame_limit.frames == 32  # the tiny transformer's rotary table
     t = 5 * np.linspace(1, 1 / 1000, 5)[:-1] / (1 + 4 * np.linspace(1, 1 / 1000, 5)[:-1])  # UniPC's shifted flow times
-    assert np.allclose(problem.sigmas[:-1].numpy(), t / (1 - t), rtol=1e-4) and float(problem.sigmas[-1]) == 0.0
+    assert np.allclose(problem.sigmas[1:-1].numpy(), t[1:] / (1 - t[1:]), rtol=1e-4) and float(problem.sigmas[-1]) == 0.0
+    assert float(problem.sigmas[0]) == pytest.approx(1e6, rel=0.02)  # t = 1 − 10⁻⁶, as UniPC starts
     noise = torch.randn(1, 16, 4, 8, 8, generator=torch.Generator().manual_seed(4)).permute(0, 2, 1, 3, 4)
     assert torch.allclose(problem.latents, noise * (1 + problem.sigmas[0]), rtol=1e-5)  # z = x/(1 + σ) is the unit noise
 
