@@ -343,6 +343,7 @@ class WanBackbone(DiffusionBase):
         context, plan, device = request.context, request.plan, request.context.device
         # 1. Check the inputs; the models (loaded once per process) with VAE tiling as asked; the run's generator
         check_params(config)
+        latent_time.check_frames(context.num_frames, self.temporal_compression, self.name)  # before any weight loads
         models = self.ready(config, device)
         check_size(models, request, self.name)
         if config.guidance_scale_2 is not None and models.layout.boundary_ratio is None:
