@@ -122,7 +122,15 @@ class Expert:
 class WanModel:
     """The Wan transformer(s) with one run's prompt, picture and guidance bound: flow velocity for latents of any window."""
 
-    def __init__(self, experts: list[Expert], embeddings: torch.Tensor, negative: torch.Tensor | None, condition: torch.Tensor, image: Any, first_frame: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        experts: list[Expert],
+        embeddings: torch.Tensor,
+        negative: torch.Tensor | None,
+        condition: torch.Tensor,
+        image: Any,
+        first_frame: bool,
+    ) -> None:
         self.experts = experts  # high-noise expert first
         self.embeddings = embeddings  # [1, S, D] prompt
         self.negative = negative  # [1, S, D] negative prompt, or None (no guidance)
@@ -134,7 +142,9 @@ class WanModel:
         """The expert that denoises this timestep (the first whose range holds it)."""
         return next(e for e in self.experts if float(timestep) >= e.low)
 
-    def inputs(self, sample: torch.Tensor, timestep: torch.Tensor, frames: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def inputs(
+        self, sample: torch.Tensor, timestep: torch.Tensor, frames: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The transformer's hidden states [B, Cin, Fw, h, w] and timesteps ([B], or [B, tokens] for TI2V) for a window."""
         batch = sample.shape[0]
         if not self.first_frame:
@@ -159,7 +169,13 @@ class WanModel:
 
         def velocity(prompt: torch.Tensor) -> torch.Tensor:
             states = prompt.to(hidden.device).expand(batch, -1, -1)
-            return model(hidden_states=hidden, timestep=times, encoder_hidden_states=states, encoder_hidden_states_image=image, return_dict=False)[0]  # fmt: skip
+            return model(
+                hidden_states=hidden,
+                timestep=times,
+                encoder_hidden_states=states,
+                encoder_hidden_states_image=image,
+                return_dict=False,
+            )[0]
 
         output = velocity(self.embeddings)  # [B, C, Fw, h, w]
         if self.negative is not None:
@@ -208,9 +224,14 @@ def clean_prompt(text: str) -> str:
 def encode_prompt(models: WanModels, prompt: str, length: int, device: torch.device) -> torch.Tensor:
     """UMT5's last hidden state for a prompt, padded to ``length`` tokens and zero past the prompt's own: [1, length, D]."""
     tokens = models.tokenizer(
-        [clean_prompt(prompt)], padding="max_length", max_length=length, truncation=True, add_special_tokens=True,
-        return_attention_mask=True, return_tensors="pt",
-    )  # fmt: skip
+        [clean_prompt(prompt)],
+        padding="max_length",
+        max_length=length,
+        truncation=True,
+        add_special_tokens=True,
+        return_attention_mask=True,
+        return_tensors="pt",
+    )
     if len(models.tokenizer(clean_prompt(prompt)).input_ids) > length:
         log.warning("the prompt is longer than backbone.max_sequence_length=%d tokens; the rest is cut off", length)
     mask = tokens.attention_mask  # [1, length]
@@ -316,7 +337,9 @@ class WanBackbone(DiffusionBase):
         scheduler = loading.read_config(folder / "scheduler", "scheduler_config.json", wan_folder.KEY)
         return WanModels(transformer("transformer"), scheduler_config=scheduler, layout=layout, transformer_2=second, **loaded)
 
-    def timesteps(self, config: Any, models: Any, steps: int, generator: torch.Generator, layout: str | None = None) -> tuple[Schedule, Any]:  # fmt: skip
+    def timesteps(
+        self, config: Any, models: Any, steps: int, generator: torch.Generator, layout: str | None = None
+    ) -> tuple[Schedule, Any]:
         """The run's flow schedule in sigma space (the shift over the folder's when asked) and its scheduler's step rule."""
         overrides = {**config.scheduler_config, **({"flow_shift": config.flow_shift} if config.flow_shift is not None else {})}
         scheduler = make_scheduler(models.scheduler_config, config.scheduler, overrides, steps)
@@ -348,7 +371,10 @@ class WanBackbone(DiffusionBase):
         check_size(models, request, self.name)
         if config.guidance_scale_2 is not None and models.layout.boundary_ratio is None:
             log.warning("%s: backbone.guidance_scale_2 is for Wan2.2-I2V-A14B's second expert; this model has one", self.name)
-        models.vae.enable_tiling() if config.vae_tiling else models.vae.disable_tiling()
+        if config.vae_tiling:
+            models.vae.enable_tiling()  # diffusers' spatial tiles (on the cached VAE, so set for every run)
+        else:
+            models.vae.disable_tiling()
         generator = torch.Generator("cpu").manual_seed(request.seed)
         # 2. Encode the prompt, and the negative prompt under guidance
         embeddings = encode_prompt(models, request.prompt, config.max_sequence_length, device)  # [1, S, D]
@@ -367,11 +393,17 @@ class WanBackbone(DiffusionBase):
         first = models.layout.expand_timesteps
         model = WanModel(self.experts(config, models), embeddings, negative, condition, image, first)
         steered = steering.steer(
-            KarrasDenoiser(model, schedule), config, plan, schedule=schedule, noise=noise,
-            reference=lambda: reference_latent(models, context.image, device), unet=models.transformer,
-            guidance=2 if guided else 1, hold_first_frame=first,
+            KarrasDenoiser(model, schedule),
+            config,
+            plan,
+            schedule=schedule,
+            noise=noise,
+            reference=lambda: reference_latent(models, context.image, device),
+            unet=models.transformer,
+            guidance=2 if guided else 1,
+            hold_first_frame=first,
             init_flow=latent_time.to_latent_frames(plan.flow, models.temporal),
-        )  # fmt: skip
+        )
         # 7. The sampler's input (latent frames; the rotary table bounds a call), and the decoder bound to this run
         limit = FrameLimit(
             int(models.transformer.config.rope_max_seq_len), "the transformer's rotary position table (rope_max_seq_len)"
@@ -399,15 +431,29 @@ def tiny_models(config: WanTinyConfig, dtype: torch.dtype, device: torch.device)
     if config.layout not in tiny_wan.LAYOUTS:
         raise ConfigError(f"backbone.layout={config.layout} is not one of {', '.join(tiny_wan.LAYOUTS)}")
     parts = tiny_wan.tiny_wan_components(config.layout)
-    place = {name: loading.place(parts[name], device, dtype) if parts[name] is not None else None for name in ("vae", "text_encoder", "image_encoder")}  # fmt: skip
-    experts = {name: wan_folder.cast(parts[name], device, dtype) if parts[name] is not None else None for name in ("transformer", "transformer_2")}  # fmt: skip
+    place = {
+        name: loading.place(parts[name], device, dtype) if parts[name] is not None else None
+        for name in ("vae", "text_encoder", "image_encoder")
+    }
+    experts = {
+        name: wan_folder.cast(parts[name], device, dtype) if parts[name] is not None else None
+        for name in ("transformer", "transformer_2")
+    }
     layout = wan_folder.WanLayout(
         config.layout, parts["boundary_ratio"], parts["expand_timesteps"], parts["image_encoder"] is not None
     )
     return WanModels(
-        experts["transformer"], place["vae"], place["text_encoder"], parts["tokenizer"], tiny.scheduler_config(parts["scheduler"]),
-        layout, experts["transformer_2"], place["image_encoder"], parts["image_processor"], window=tiny_wan.FRAMES,
-    )  # fmt: skip
+        experts["transformer"],
+        place["vae"],
+        place["text_encoder"],
+        parts["tokenizer"],
+        tiny.scheduler_config(parts["scheduler"]),
+        layout,
+        experts["transformer_2"],
+        place["image_encoder"],
+        parts["image_processor"],
+        window=tiny_wan.FRAMES,
+    )
 
 
 class WanTinyBackbone(WanBackbone):
