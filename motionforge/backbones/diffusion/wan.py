@@ -299,16 +299,14 @@ def reference_latent(models: WanModels, image: torch.Tensor, device: torch.devic
     return encode_video(models, pixels, device)[:, :, 0]
 
 
-def wan_decoder(models: WanModels, schedule: Schedule, first: torch.Tensor | None) -> Decode:
-    """A decoder bound to a run's VAE and schedule; ``first`` (TI2V) is the picture's latent [1, C, h, w] put back as latent frame 0."""
+def wan_decoder(models: WanModels, schedule: Schedule) -> Decode:
+    """A decoder bound to a run's VAE and schedule (TI2V's latent frame 0 is already the picture's: the steering holds it)."""
     vae = models.vae
 
     @torch.no_grad()
     def decode(latents: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
         """Latents [1, F_l, C, h, w] at sigma (default: the schedule's final one) → frames [4(F_l − 1) + 1, 3, H, W] in [0, 1]."""
         sample = schedule.to_sample(latents, schedule.final_sigma if sigma is None else sigma)  # [1, F_l, C, h, w]
-        if first is not None:
-            sample = torch.cat([first[:, None].to(sample), sample[:, 1:]], dim=1)
         video = rearrange(sample, LAYOUT).float()  # [1, C, F_l, h, w]
         mean, std = normalising(models, video.device)
         pixels = vae.decode((video * std + mean).to(vae.dtype), return_dict=False)[0]  # [1, 3, F, H, W]
@@ -411,7 +409,7 @@ class WanBackbone(DiffusionBase):
         problem = SamplerInput(
             steered.denoiser, schedule.sigmas, steered.latents.to(device), models.window, generator, stepper, limit
         )
-        decode = wan_decoder(models, schedule, condition[:, :, 0] if first else None)
+        decode = wan_decoder(models, schedule)
         return Prepared(problem, decode, self.notes(plan, steered.used), steered.used)
 
     def memory_estimate(self, config: Any, shape: Any) -> dict[str, int]:
