@@ -12,6 +12,7 @@ import torch
 from motionforge import ConfigError, InputError, animate, compose_config
 from motionforge.backbones.diffusion.loading import resolve_dtype
 from motionforge.backbones.diffusion.wan import WanBackbone, WanTinyBackbone, WanTinyConfig
+from motionforge.backbones.diffusion.wan_folder import keeps_float32
 from motionforge.cli import main
 from motionforge.core.memory import RunShape
 from motionforge.core.types import MotionContext, MotionPlan, RenderRequest
@@ -132,3 +133,13 @@ def test_wan_tiny_from_the_command_line_writes_a_video_and_says_its_weights_are_
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["backbone"]["name"] == "wan_tiny" and manifest["denoiser_calls"] == 2 and manifest["frame_evaluations"] == 6
     assert any("wan_tiny has random weights" in note for note in manifest["notes"])
+
+
+def test_in_bfloat16_the_transformer_keeps_diffusers_float32_modules_and_runs() -> None:
+    models = WanTinyBackbone().load(WanTinyConfig(dtype="bfloat16"), torch.device("cpu"))
+    transformer = models.transformer
+    assert transformer.patch_embedding.weight.dtype == torch.bfloat16 and models.vae.dtype == torch.bfloat16
+    assert transformer.condition_embedder.time_embedder.linear_1.weight.dtype == torch.float32  # as diffusers loads it
+    norms = [name for name in keeps_float32(transformer) if name.endswith("norm2")]  # the blocks' cross-attention norms
+    assert len(norms) == 2 and all(transformer.get_submodule(name).weight.dtype == torch.float32 for name in norms)
+    assert wan("backbone.dtype=bfloat16").frames.std() > 0
