@@ -51,3 +51,10 @@ def test_one_window_over_the_clip_is_the_single_sampler() -> None:
     single = run("single", 9, 2).frames
     assert np.array_equal(run("periodic_overlap", 9, 2).frames, single)
     assert np.array_equal(run("phased", 9, 2).frames, single)
+
+
+def test_anchoring_latent_frame_0_lets_every_window_see_the_picture() -> None:
+    video = run("periodic_overlap", FRAMES, 2, "sampler.anchor_first_frame=true")
+    windows = overlapping_windows(latent_frames(FRAMES, 4), WINDOW, WINDOW // 2, anchor_first_frame=True)
+    assert all(int(w[0]) == 0 for w in windows) and video.metadata["denoiser_calls"] == 2 * len(windows)
+    assert video.frames.shape == (FRAMES, 32, 32, 3)
