@@ -6,7 +6,8 @@ import torch
 
 from motionforge.backbones.diffusion import latent_time
 from motionforge.backbones.diffusion.steering import latent_init
-from motionforge.backbones.diffusion.wan import WanTinyBackbone, WanTinyConfig, reference_latent
+from motionforge.backbones.diffusion.wan import WanTinyBackbone, WanTinyConfig
+from motionforge.backbones.diffusion.wan_conditioning import reference_latent
 from motionforge.samplers.single import sample_single
 from tests.backbones.diffusion.steering.test_steering import box, request
 
