@@ -41,6 +41,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "motionforge.backbones.warp",
     "motionforge.backbones.diffusion.svd",
     "motionforge.backbones.diffusion.animatediff",
+    "motionforge.backbones.diffusion.wan",
     "motionforge.samplers.single",
     "motionforge.samplers.periodic_overlap",
     "motionforge.samplers.phased",

@@ -24,10 +24,16 @@ def to_d(x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor) -> torch.
 
 
 def euler_step(x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
-    """One deterministic Euler step of the probability-flow ODE from sigma to sigma_next; lands on x0 at σ = 0."""
+    """One deterministic Euler step of the probability-flow ODE from sigma to sigma_next; lands on x0 at σ = 0.
+
+    x + (σ' − σ)·(x − x0)/σ, written as (σ'/σ)·x + (1 − σ'/σ)·x0 so that no two large terms cancel:
+    a flow model's first σ is about 10⁶ (t = 1 − 10⁻⁶), where the difference form loses the
+    next step's latents to float32 rounding.
+    """
     if float(sigma_next) == 0.0:
         return denoised
-    return x + (sigma_next - sigma) * to_d(x, sigma, denoised)
+    ratio = sigma_next / sigma
+    return ratio * x + (1 - ratio) * denoised
 
 
 def ancestral_step(sigma: torch.Tensor, sigma_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

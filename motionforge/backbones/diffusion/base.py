@@ -2,8 +2,8 @@
 
 A backbone subclasses :class:`DiffusionBase` and declares as data what differs between backbones:
 ``folders`` (each config key naming a local folder, and what that folder holds), ``offload_order``
-(its models in the order they run, as diffusers' ``model_cpu_offload_seq``) and ``tiny`` (its tiny
-preset, named in the error for an unset folder). A full backbone defines
+(its models in the order they run, as diffusers' ``model_cpu_offload_seq``), ``tiny`` (its tiny
+preset, named in the error for an unset folder) and ``cuda_dtype`` (what dtype=auto is on CUDA). A full backbone defines
 ``load_folders(config, folders, dtype, device)``, its tiny preset sets ``models_factory`` instead
 (the models built from config); then each writes ``prepare``, reading top to bottom in stages.
 """
@@ -84,6 +84,7 @@ class DiffusionBase:
     tiny: ClassVar[str | None] = None  # the tiny preset of this backbone
     offload_order: ClassVar[tuple[str, ...]] = ()  # model attributes in the order they run
     models_factory: ClassVar[Callable[[Any, torch.dtype, torch.device], Any] | None] = None  # (config, dtype, device) → models
+    cuda_dtype: ClassVar[torch.dtype] = torch.float16  # what dtype=auto is on CUDA (bfloat16 for models trained in it)
 
     def cache_extra(self, config: Any) -> tuple[Any, ...]:
         """What else besides folders, dtype and device tells apart two loads of this backbone (e.g. an IP-Adapter file)."""
@@ -95,7 +96,7 @@ class DiffusionBase:
 
     def load(self, config: Any, device: torch.device) -> Any:
         """The models on device in the config's dtype, loaded (or built) once per process through the model cache."""
-        dtype = loading.resolve_dtype(config.dtype, device)
+        dtype = loading.resolve_dtype(config.dtype, device, self.cuda_dtype)
         where = runtime.load_device(config, device)
         if self.models_factory is not None:
             key: tuple[Any, ...] = (self.name, *self.cache_extra(config), str(dtype), str(device), config.cpu_offload)

@@ -204,10 +204,10 @@ def clip_image_processor_class() -> type:
     return transformers.CLIPImageProcessor
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """The dtype a config names; 'auto' is float16 on CUDA and float32 elsewhere."""
+def resolve_dtype(name: str, device: torch.device, cuda: torch.dtype = torch.float16) -> torch.dtype:
+    """The dtype a config names; 'auto' is ``cuda`` (float16 unless the backbone says otherwise) on CUDA and float32 elsewhere."""
     if name == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
+        return cuda if device.type == "cuda" else torch.float32
     if name not in DTYPES:
         raise ConfigError(f"backbone.dtype={name} is not a dtype; choose one of: auto, {', '.join(DTYPES)}")
     return DTYPES[name]

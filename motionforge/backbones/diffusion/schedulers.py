@@ -103,7 +103,8 @@ class SchedulerStep:
 
     ``schedule`` is the scheduler's own sigma-space view (:func:`~motionforge.backbones.diffusion.schedules.schedule_of`);
     the scheduler reads ε = (x_r − x0)/σ_r with x_r the sample at its label's noise level σ_r, so it
-    recovers the model output exactly (up to rounding) and diffusers' update follows. ``layout`` is
+    recovers the model output exactly (up to rounding) and diffusers' update follows; a rectified-flow
+    scheduler reads the velocity v = ε − x0 instead (its own prediction type). ``layout`` is
     an einops pattern from the sampler's [B, F, C, h, w] to the pipeline's tensors (their shape is
     what the scheduler's noise is drawn in); ``generator`` is the run's, as diffusers passes it.
     """
@@ -132,10 +133,12 @@ class SchedulerStep:
         sample = schedule.to_sample(x, float(sigma))
         x_read = x if read_at == float(sigma) else sample * (read_at**2 + 1) ** 0.5
         epsilon = (x_read - denoised) / read_at  # the ε the model output stands for
+        output = epsilon - denoised if schedule.flow else epsilon  # a flow scheduler reads the velocity ε − x0
         timestep = self.scheduler.timesteps[schedule.start + step]
         arranged = self._arranged(sample)
-        self.scheduler.scale_model_input(arranged, timestep)  # diffusers' order of calls (Euler checks it)
-        out = self.scheduler.step(self._arranged(epsilon), timestep, arranged, return_dict=False, **self.extra)[0]
+        if hasattr(self.scheduler, "scale_model_input"):
+            self.scheduler.scale_model_input(arranged, timestep)  # diffusers' order of calls (Euler checks it)
+        out = self.scheduler.step(self._arranged(output), timestep, arranged, return_dict=False, **self.extra)[0]
         self.index += 1
         return schedule.from_sample(self._arranged(out, back=True), float(sigma_next))
 
@@ -154,5 +157,6 @@ def scheduler_steps(
 ) -> Callable[[], Stepper]:
     """A factory of fresh :class:`SchedulerStep` s for one run: copies of the scheduler (timesteps, begin index) that read ε."""
     driven = copy.deepcopy(scheduler)
-    driven.register_to_config(prediction_type="epsilon")
+    if not schedule.flow:  # a flow scheduler keeps its own prediction type and reads the velocity
+        driven.register_to_config(prediction_type="epsilon")
     return lambda: SchedulerStep(copy.deepcopy(driven), schedule, generator, layout)

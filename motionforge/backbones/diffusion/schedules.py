@@ -13,11 +13,18 @@ second timestep. ``label_sigmas`` are the noise levels each model output is read
 label for DDIM, PNDM and LCM; the schedule's own sigma for the schedulers that keep sigmas: Euler,
 DPM-Solver, UniPC). The scheduler's own sample is z for the variance-preserving schedulers and x
 itself for the Euler family; :meth:`Schedule.to_sample` and :meth:`Schedule.from_sample` convert.
+
+A rectified-flow model (Wan: UniPC or DPM-Solver with ``use_flow_sigmas``, FlowMatchEuler) has the
+sample z_t = (1 − t)·x0 + t·ε at flow time t ∈ [0, 1) and predicts the velocity v = ε − x0. Divided
+by (1 − t) it is x0 + (t/(1 − t))·ε: the same sigma-space latents with σ = t/(1 − t), t = σ/(1 + σ),
+z = x/(1 + σ). So every sigma-space sampler runs it unchanged; the denoiser returns x0 = z − t·v,
+and a deterministic Euler step in σ is exactly the flow-matching Euler step z' = z + (t' − t)·v.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,7 +34,19 @@ import torch
 
 from motionforge.core.errors import ConfigError
 
-PREDICTIONS = ("epsilon", "v_prediction")
+PREDICTIONS = ("epsilon", "v_prediction", "flow_prediction")
+
+
+def flow_sigma(t: torch.Tensor) -> torch.Tensor:
+    """σ = t/(1 − t), the sigma-space noise level of rectified-flow time t (0 at t = 0; t = 1 is taken at 1 − 10⁻⁶, as UniPC does)."""
+    t = t.double().clamp(max=1 - 1e-6)
+    return t / (1 - t)
+
+
+def is_flow(scheduler: Any) -> bool:
+    """Whether a diffusers scheduler steps a rectified-flow model (a FlowMatch class, or one that takes flow sigmas and has them on)."""
+    takes = "use_flow_sigmas" in inspect.signature(type(scheduler).__init__).parameters
+    return "FlowMatch" in type(scheduler).__name__ or (takes and bool(scheduler.config.get("use_flow_sigmas")))
 
 
 def sigma_of(alpha_cumprod: float) -> float:
@@ -46,7 +65,8 @@ class Schedule:
     whether the scheduler's sample is z = x/√(σ²+1) (else it is x); ``train_log_sigmas`` [N]
     (ascending) of the training timesteps, to give any other sigma a timestep by interpolation;
     ``continuous`` uses 0.25·log σ instead (EDM-style SVD); ``start`` is the index of the first
-    step in the scheduler's own timesteps (img2img's begin index).
+    step in the scheduler's own timesteps (img2img's begin index). ``flow`` marks a rectified-flow
+    scheduler: its sample is z = x/(1 + σ), and any sigma's timestep is ``train_timesteps``·σ/(1 + σ).
     """
 
     sigmas: torch.Tensor
@@ -58,6 +78,8 @@ class Schedule:
     train_log_sigmas: np.ndarray = field(repr=False)
     continuous: bool = False
     start: int = 0
+    flow: bool = False
+    train_timesteps: int = 1000
 
     @property
     def final_sigma(self) -> float:
@@ -78,16 +100,22 @@ class Schedule:
             return self.timesteps[step].clone(), float(self.label_sigmas[step])
         if self.continuous:
             return 0.25 * sigma.log(), float(sigma)
+        if self.flow:
+            return torch.tensor(self.train_timesteps * float(sigma) / (1 + float(sigma)), dtype=torch.float32), float(sigma)
         index = np.arange(len(self.train_log_sigmas), dtype=np.float64)
         timestep = float(np.interp(math.log(max(float(sigma), 1e-10)), self.train_log_sigmas, index))
         return torch.tensor(timestep, dtype=torch.float32), float(sigma)
 
     def to_sample(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
-        """Sigma-space latents x at sigma → the scheduler's sample (z = x/√(σ²+1), or x for the Euler family)."""
+        """Sigma-space latents x at sigma → the scheduler's sample (z = x/√(σ²+1); x/(1 + σ) for flow; x for the Euler family)."""
+        if self.flow:
+            return x / (1 + sigma)
         return x / (sigma**2 + 1) ** 0.5 if self.variance_preserving and sigma else x
 
     def from_sample(self, sample: torch.Tensor, sigma: float) -> torch.Tensor:
         """The scheduler's sample at sigma → sigma-space latents x."""
+        if self.flow:
+            return sample * (1 + sigma)
         return sample * (sigma**2 + 1) ** 0.5 if self.variance_preserving and sigma else sample
 
 
@@ -112,8 +140,28 @@ def _sigma_at(scheduler: Any, timestep: float | None) -> float:
     return sigma_of(float(scheduler.alphas_cumprod[int(timestep)]))
 
 
+def flow_schedule_of(scheduler: Any, start: int = 0) -> Schedule:
+    """The sigma-space view of a rectified-flow scheduler: its flow times t become σ = t/(1 − t), its unit noise sits at σ_0."""
+    sigmas = flow_sigma(scheduler.sigmas[start:]).float()  # [T+1], the last 0
+    return Schedule(
+        sigmas=sigmas,
+        timesteps=scheduler.timesteps[start:].to(torch.float32),
+        label_sigmas=sigmas[:-1],
+        prediction_type="flow_prediction",
+        init_noise_scale=float(scheduler.init_noise_sigma if hasattr(scheduler, "init_noise_sigma") else 1.0)
+        * (1 + float(sigmas[0])),
+        variance_preserving=False,
+        train_log_sigmas=np.zeros(0),
+        start=start,
+        flow=True,
+        train_timesteps=int(scheduler.config.num_train_timesteps),
+    )
+
+
 def schedule_of(scheduler: Any, start: int = 0) -> Schedule:
     """The sigma-space view of a diffusers scheduler whose timesteps are set, from its step ``start`` (its begin index)."""
+    if is_flow(scheduler):
+        return flow_schedule_of(scheduler, start)
     prediction = scheduler.config.get("prediction_type", "epsilon")
     if prediction not in PREDICTIONS:
         raise ConfigError(f"the scheduler's prediction_type={prediction} is not supported; supported: {', '.join(PREDICTIONS)}")
@@ -171,9 +219,12 @@ class KarrasDenoiser:
         self.schedule = schedule
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-        """x [B, Fw, C, h, w] at scalar sigma → x0, same shape (eps: x_r − σ_r·ε; v: x_r/(σ_r²+1) − σ_r/√(σ_r²+1)·v)."""
+        """x [B, Fw, C, h, w] at scalar sigma → x0, same shape (eps: x_r − σ_r·ε; v: x_r/(σ_r²+1) − σ_r/√(σ_r²+1)·v; flow: z − t·v)."""
         sigma = torch.as_tensor(sigma, dtype=torch.float32).reshape(()).cpu()
         timestep, read_at = self.schedule.label(sigma)
+        if self.schedule.flow:
+            z = x / (1 + float(sigma))  # [B, Fw, C, h, w], the flow sample at t = σ/(1 + σ)
+            return z - (float(sigma) / (1 + float(sigma))) * self.model(z, timestep, frames)
         c_in, c_read = scalings(sigma, read_at)
         z = x * c_in  # [B, Fw, C, h, w], model space
         output = self.model(z, timestep, frames)  # [B, Fw, C, h, w]

@@ -33,7 +33,8 @@ def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
     rows = []
     for backbone in suite.backbones:
         for sampler in suite.samplers:
-            for frames in suite.num_frames:
+            for asked in suite.num_frames:
+                frames = clip_length(registry.get("backbone", backbone).cls, int(asked))
                 overrides = [
                     f"backbone={backbone}", f"sampler={sampler}", f"num_frames={frames}", f"steps={suite.steps}",
                     f"height={suite.height}", f"width={suite.width}", f"seed={settings.seed}", f"device={settings.device_name}",
@@ -44,6 +45,12 @@ def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
                 rows.append(row(backbone, sampler, frames, manifest, int(suite.height), int(suite.width), int(suite.steps)))
     measure = lambda *args: row(*args, int(suite.height), int(suite.width), int(suite.steps))
     return rows + modules.run(suite, settings, measure)
+
+
+def clip_length(backbone: type, frames: int) -> int:
+    """The frames a backbone runs for ``frames`` asked: the next 4n+1 for a VAE that compresses time by 4 (Wan), else as asked."""
+    factor = int(getattr(backbone, "temporal_compression", 1))
+    return frames if factor == 1 else -(-(frames - 1) // factor) * factor + 1
 
 
 def row(

@@ -3,7 +3,8 @@
 Both sides load the same local folders (tiny random ones saved to a temporary folder unless
 ``suite.folders`` names real checkpoints) and are warmed up once before the timed pairs. The
 engine runs with no controls and the single sampler (and ``selective_noising=false`` for
-AnimateDiff), which is the configuration that reproduces the pipeline's video; each pair records
+AnimateDiff; Wan against WanImageToVideoPipeline, the tiny folder being wan_tiny's 2.1 layout),
+which is the configuration that reproduces the pipeline's video; each pair records
 both wall times, their ratio, and the largest pixel difference between the two videos.
 """
 
@@ -31,7 +32,7 @@ from motionforge.core.errors import ConfigError
 
 COLUMNS = ["backbone", "num_frames", "height", "width", "steps", "pair", "engine_s", "pipeline_s", "ratio", "max_diff_255"]
 TARGET = 1.05
-BACKBONES = ("animatediff", "svd")
+BACKBONES = ("animatediff", "svd", "wan")
 
 
 def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
@@ -68,10 +69,13 @@ def run(suite: DictConfig, settings: BenchSettings) -> list[dict[str, Any]]:
 
 
 def checkpoint_folders(backbone: str, suite: DictConfig, scratch: Path) -> dict[str, Path]:
-    """The folders to load: the user's (suite.folders.svd, .animatediff and .motion_adapter), else tiny ones saved to scratch."""
+    """The folders to load: the user's (suite.folders.svd, .animatediff, .motion_adapter and .wan), else tiny ones saved to scratch."""
     from motionforge.backbones.diffusion.tiny import save_tiny_motion_adapter, save_tiny_sd, save_tiny_svd
+    from motionforge.backbones.diffusion.tiny_wan import save_tiny_wan
 
     given = suite.folders
+    if backbone == "wan":
+        return {"pretrained": Path(given.wan) if given.get("wan") else save_tiny_wan(scratch / "wan")}
     if backbone == "svd":
         return {"pretrained": Path(given.svd) if given.svd else save_tiny_svd(scratch / "svd")}
     return {
@@ -92,6 +96,8 @@ def sides(
     ]  # fmt: skip
     if backbone == "animatediff":
         overrides += ["backbone.selective_noising=false", f"prompt={suite.prompt}"]
+    if backbone == "wan":
+        overrides += [f"prompt={suite.prompt}"]
     cfg = compose_config(overrides)
     context, _ = make_context(check_run(cfg))
     picture = Image.fromarray(rearrange((context.image.cpu() * 255).round().byte(), "c h w -> h w c").numpy())
@@ -104,6 +110,12 @@ def sides(
 
         pipe = StableVideoDiffusionPipeline.from_pretrained(folders["pretrained"], dtype=dtype, local_files_only=True)
         call = {"image": picture, **common}
+    elif backbone == "wan":
+        from motionforge.backbones.diffusion.wan import WanBackbone
+        from motionforge.backbones.diffusion.wan_folder import diffusers_pipeline
+
+        pipe = diffusers_pipeline(folders["pretrained"], resolve_dtype("auto", settings.device, WanBackbone.cuda_dtype))
+        call = {"image": picture, "prompt": suite.prompt, **common}
     else:
         from diffusers import AnimateDiffPipeline, MotionAdapter
 

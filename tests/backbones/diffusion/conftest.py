@@ -79,3 +79,12 @@ def _fresh_model_cache() -> None:
 def read_png_frames(folder: Path) -> np.ndarray:
     """The PNG frames a run wrote (output.frames=true), uint8 [F, H, W, 3]."""
     return np.stack([np.asarray(Image.open(path).convert("RGB")) for path in sorted(folder.glob("*.png"))])
+
+
+@pytest.fixture(scope="session")
+def wan_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny Wan pipeline folder per layout (2.1, 2.2, ti2v) in diffusers format (safetensors)."""
+    from motionforge.backbones.diffusion.tiny_wan import save_tiny_wan
+
+    root = tmp_path_factory.mktemp("wan")
+    return {layout: save_tiny_wan(root / layout, layout) for layout in ("2.1", "2.2", "ti2v")}
