@@ -23,6 +23,9 @@ STEERING_DEFAULTS = {
     "warped_attention_strength": 1.0,
     "warped_attention_start": 0.0,
     "warped_attention_end": 1.0,
+    "dual_clock": False,
+    "dual_clock_weak": 0.06,
+    "dual_clock_strong": 0.14,
 }
 
 

@@ -5,6 +5,8 @@
 - ``region``: outside the brush, x0 is the picture's latent (:mod:`~motionforge.backbones.diffusion.steering.region`).
 - ``warped_attention``: Motion-I2V's motion-augmented temporal attention
   (:mod:`~motionforge.backbones.diffusion.steering.warped_attention`).
+- ``dual_clock``: Time-to-Move's two clocks, SDEdit from the moved picture and the moved region held longer
+  (:mod:`~motionforge.backbones.diffusion.steering.dual_clock`).
 - selective noising: the clip's frame 0 is the picture at every step
   (:mod:`~motionforge.backbones.diffusion.steering.selective_noising`).
 - strength: SVD's motion bucket and AnimateDiff's latent_init flow follow the plan's motion strength
@@ -25,7 +27,8 @@ import torch
 
 from motionforge.backbones.diffusion import loading, runtime
 from motionforge.backbones.diffusion.schedules import Schedule
-from motionforge.backbones.diffusion.steering import latent_init, region, selective_noising, warped_attention
+from motionforge.backbones.diffusion.steering import dual_clock, latent_init, region, selective_noising, warped_attention
+from motionforge.backbones.diffusion.steering.dual_clock import DualClockParams
 from motionforge.backbones.diffusion.steering.warped_attention import WarpedAttentionParams
 from motionforge.core.errors import ConfigError
 from motionforge.core.types import Denoiser, MotionPlan
@@ -45,7 +48,7 @@ def reference_latent(models: Any, image: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class SteeringParams(WarpedAttentionParams):
+class SteeringParams(DualClockParams, WarpedAttentionParams):
     """The zero-shot controls shared by the diffusion backbones; every one off (or a no-op) by default, so parity holds."""
 
     latent_init: bool = False  # frames start from the picture's latent warped along the plan, noised to init_strength's sigma
@@ -56,11 +59,13 @@ class SteeringParams(WarpedAttentionParams):
     region_start: float = 0.0  # fraction of the sampled steps where the hold starts
     region_end: float = 1.0  # fraction of the sampled steps where it ends (1: through the last step)
     # warped_attention, warped_attention_strength, warped_attention_start, warped_attention_end: warped_attention.py
+    # dual_clock, dual_clock_weak, dual_clock_strong: dual_clock.py
 
 
 def check(config: SteeringParams) -> None:
-    """Check the steering keys (warped attention's too); one sentence per mistake."""
+    """Check the steering keys (warped attention's and the dual clock's too); one sentence per mistake."""
     warped_attention.check(config)
+    dual_clock.check(config)
     if not 0.0 < config.init_strength <= 1.0:
         raise ConfigError(f"backbone.init_strength={config.init_strength} must be in (0, 1] (1 = start from pure noise)")
     if not 0.0 <= config.region_strength <= 1.0:
@@ -80,7 +85,9 @@ def start_index(init_strength: float, steps: int) -> int:
 
 
 def start_step(config: SteeringParams, steps: int) -> int:
-    """The step of a schedule of ``steps`` steps that sampling starts at: latent_init's start index when it is on, else 0."""
+    """The step of a schedule of ``steps`` steps that sampling starts at: latent_init's or the dual clock's start, else 0."""
+    if steps > 0 and config.dual_clock:
+        return dual_clock.start_index(config, steps)
     return start_index(config.init_strength, steps) if config.latent_init and steps > 0 else 0
 
 
@@ -137,24 +144,36 @@ def steer(
     From the model out: (1) the initial latents [1, F, C, h, w] are the unit ``noise`` scaled to the
     schedule's first sigma, or, under latent_init (the schedule then starts at :func:`start_step`),
     the picture's latent warped along ``init_flow`` (the plan's flow by default) plus that noise;
-    (2) warped_attention installs its processors around each model call; (3) selective noising
+    (2) warped_attention installs its processors around each model call; under the dual clock the
+    initial latents are the moved picture noised at t_weak and x0 follows it in the moved region until
+    t_strong (:mod:`.dual_clock`); (3) selective noising
     (``hold_first_frame``) holds frame 0 at the picture; (4) the region hold replaces x0 outside the
     region last, so it wins. ``reference`` encodes the picture's clean latent [1, C, h, w] (called
     once, when a control needs it); ``unet`` is the model warped attention patches, ``guidance`` 2
     when its batch doubles for guidance. The step ranges are taken over the schedule's sigmas.
     """
-    sigmas, initialised, held = schedule.sigmas, schedule.start > 0, uses_region(config, plan)
-    picture = reference() if initialised or held or hold_first_frame else None  # [1, C, h, w]
-    latents, used = noise * schedule.init_noise_scale, []
+    sigmas, held, clocked = schedule.sigmas, uses_region(config, plan), bool(config.dual_clock)
+    initialised = schedule.start > 0 and not clocked
+    picture = reference() if initialised or held or hold_first_frame or clocked else None  # [1, C, h, w]
+    latents, used, flow = noise * schedule.init_noise_scale, [], plan.flow if init_flow is None else init_flow
     if initialised:
-        latents = latent_init.latent_init(picture, plan.flow if init_flow is None else init_flow, noise, sigmas[0])
+        latents = latent_init.latent_init(picture, flow, noise, sigmas[0])
         used.append("latent_init")
+    if clocked:
+        warped, moved = dual_clock.targets(picture, flow)  # [F, C, h, w], [F, 1, h, w]
+        latents = warped[None].to(noise.dtype) + sigmas[0].to(noise.dtype) * noise.to(warped.device)  # SDEdit at t_weak
+        steps = schedule.start + len(sigmas) - 1  # the schedule's T (it starts at t_weak's index)
+        held_steps = sigmas[:-1][: max(0, round(config.dual_clock_strong * steps) - schedule.start)].float()
+        active = StepWindow(float(held_steps.max()), float(held_steps.min())) if len(held_steps) else StepWindow.of(sigmas, 0, 0)
+        used.append("dual_clock")
     if warped_attention.uses_warped_attention(config):
         active = StepWindow.of(sigmas, config.warped_attention_start, config.warped_attention_end)
         denoiser = warped_attention.warp_attention(
             denoiser, config, unet, plan.flow, noise.shape[-2:], active, guidance, runtime.warped_backends(config)
         )
         used.append("warped_attention")
+    if clocked:
+        denoiser = dual_clock.DualClock(denoiser, warped, moved, active)
     if hold_first_frame:
         denoiser = selective_noising.SelectiveNoising(denoiser, picture)
     if held:
