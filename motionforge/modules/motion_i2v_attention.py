@@ -30,9 +30,10 @@ from typing import Any
 import torch
 from einops import rearrange
 
+from motionforge.backbones.diffusion.steering.warped_attention import attend_with_extra
 from motionforge.core.flowfield import FlowField
 from motionforge.core.types import Denoiser
-from motionforge.kernels import splat, temporal_attention
+from motionforge.kernels import splat
 from motionforge.motion.fuse import resize_flow
 
 
@@ -96,24 +97,7 @@ class MotionI2VAttnProcessor:
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
         real, warped = self.sequence(hidden_states)  # [S, L, C], [S, L−1, C]
-        heads = attn.heads
-
-        def split(t: torch.Tensor) -> torch.Tensor:
-            return rearrange(t, "s l (n d) -> s n l d", n=heads)  # [S, heads, L or L−1, d]
-
-        query, key, value = split(attn.to_q(real)), split(attn.to_k(real)), split(attn.to_v(real))
-        key_extra, value_extra = split(attn.to_k(warped)), split(attn.to_v(warped))
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key, key_extra = attn.norm_k(key), attn.norm_k(key_extra)
-        out = temporal_attention(
-            query, key, value, key_extra, value_extra, attn.scale, backend=self.context.attention_backend
-        )  # [S, heads, L, d]
-        out = attn.to_out[1](attn.to_out[0](rearrange(out, "s n l d -> s l (n d)").to(query.dtype)))  # [S, L, C]
-        if attn.residual_connection:
-            out = out + residual
-        return out / attn.rescale_output_factor
+        return attend_with_extra(attn, real, warped, residual, self.context.attention_backend)
 
     def sequence(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The interleaved sequence's real frames (positions 0, 2, …, 2L−2) and warped ones (1, 3, …, 2L−3), positions added."""

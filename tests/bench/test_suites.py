@@ -55,21 +55,31 @@ def test_backbones_runs_every_combination_and_says_which_cannot_run(tmp_path) ->
     assert (tmp_path / "run" / "time_vs_frames.png").is_file()
 
 
+def test_the_backbones_suite_lists_both_trained_modules() -> None:
+    from importlib import resources
+
+    from omegaconf import OmegaConf
+
+    suite = OmegaConf.load(resources.files("motionforge.conf") / "suite" / "backbones.yaml")
+    assert [(m.name, m.backbone, list(m.overrides)) for m in suite.modules] == [
+        ("mofa", "svd_tiny", ["backbone.mofa=tiny"]),
+        ("motion_i2v", "animatediff_tiny", ["backbone.motion_i2v=tiny"]),
+    ]
+
+
 def test_backbones_times_each_trained_module_over_its_plain_backbone(tmp_path) -> None:
     rows, table = bench(
         tmp_path, "suite=backbones", "suite.backbones=[]", "suite.steps=1", "suite.module_frames=4",
+        "suite.modules=[{name:motion_i2v,backbone:animatediff_tiny,overrides:['backbone.motion_i2v=tiny']}]",
     )  # fmt: skip
     modules = [r for r in rows if "module" in r]
     assert len(modules) == len(rows)  # the grid of backbones is empty: only the module and its plain backbone ran
     assert [(r["backbone"], r["module"]) for r in modules] == [
-        ("svd_tiny", "none"),
-        ("svd_tiny+mofa", "mofa"),
         ("animatediff_tiny", "none"),
         ("animatediff_tiny+motion_i2v", "motion_i2v"),
     ]
     assert all(r["num_frames"] == 4 and r["denoiser_calls"] == 1 and r["peak_rss_mb"] > 0 for r in modules)
     assert "animatediff_tiny+motion_i2v over animatediff_tiny at 4 frames (single): render time ×" in table
-    assert "svd_tiny+mofa over svd_tiny at 4 frames (single): render time ×" in table
 
 
 def test_overhead_pairs_the_engine_with_the_diffusers_pipeline(tmp_path) -> None:
@@ -99,7 +109,13 @@ def test_kernels_times_the_reference_on_a_cpu_when_asked(tmp_path) -> None:
 def test_a_snapshot_goes_to_benchmarks_results(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     bench(
-        tmp_path, "suite=preview", "suite.num_frames=2", "suite.height=32", "suite.width=32", "suite.repeats=1", "snapshot=true",
+        tmp_path,
+        "suite=preview",
+        "suite.num_frames=2",
+        "suite.height=32",
+        "suite.width=32",
+        "suite.repeats=1",
+        "snapshot=true",
         "suite.memory_frames=[2,4]",
     )
     assert sorted(p.name for p in (tmp_path / "benchmarks" / "results").iterdir()) == [

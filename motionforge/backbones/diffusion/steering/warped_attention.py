@@ -164,24 +164,31 @@ class WarpedAttnProcessor:
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
         warped = self.warped_features(hidden_states, reference)  # [S, N, C]
-        heads = attn.heads
+        return attend_with_extra(attn, hidden_states, warped, residual, self.context.attention_backend)
 
-        def split(t: torch.Tensor) -> torch.Tensor:
-            return rearrange(t, "s l (n d) -> s n l d", n=heads)  # [S, heads, L or N, d]
 
-        query, key, value = split(attn.to_q(hidden_states)), split(attn.to_k(hidden_states)), split(attn.to_v(hidden_states))
-        key_extra, value_extra = split(attn.to_k(warped)), split(attn.to_v(warped))
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key, key_extra = attn.norm_k(key), attn.norm_k(key_extra)
-        out = temporal_attention(
-            query, key, value, key_extra, value_extra, attn.scale, backend=self.context.attention_backend
-        )  # [S, heads, L, d]
-        out = attn.to_out[1](attn.to_out[0](rearrange(out, "s n l d -> s l (n d)").to(query.dtype)))  # [S, L, C]
-        if attn.residual_connection:
-            out = out + residual
-        return out / attn.rescale_output_factor
+def attend_with_extra(attn: Any, real: torch.Tensor, extra: torch.Tensor, residual: torch.Tensor, backend: str) -> torch.Tensor:
+    """An attention layer over real tokens [S, L, C] whose keys and values also hold extra tokens [S, N, C]: [S, L, C].
+
+    The queries are the real tokens'; the output is finished as diffusers' AttnProcessor2_0 finishes
+    it (out projection, residual connection, rescale), so with no extra tokens it is that processor's.
+    """
+    heads = attn.heads
+
+    def split(t: torch.Tensor) -> torch.Tensor:
+        return rearrange(t, "s l (n d) -> s n l d", n=heads)  # [S, heads, L or N, d]
+
+    query, key, value = split(attn.to_q(real)), split(attn.to_k(real)), split(attn.to_v(real))
+    key_extra, value_extra = split(attn.to_k(extra)), split(attn.to_v(extra))
+    if attn.norm_q is not None:
+        query = attn.norm_q(query)
+    if attn.norm_k is not None:
+        key, key_extra = attn.norm_k(key), attn.norm_k(key_extra)
+    out = temporal_attention(query, key, value, key_extra, value_extra, attn.scale, backend=backend)  # [S, heads, L, d]
+    out = attn.to_out[1](attn.to_out[0](rearrange(out, "s n l d -> s l (n d)").to(query.dtype)))  # [S, L, C]
+    if attn.residual_connection:
+        out = out + residual
+    return out / attn.rescale_output_factor
 
 
 def temporal_layers(unet: Any) -> dict[str, Any]:
