@@ -1,7 +1,8 @@
 """The command line: ``motionforge animate [overrides]``, ``motionforge bench suite=<name>``, ``motionforge plugins [--json]``
-``motionforge weights check PATH`` and ``motionforge tracks convert IN OUT``.
+``motionforge weights check PATH``, ``motionforge tracks convert IN OUT``, ``motionforge toy make DIR`` and
+``motionforge train model=NAME``.
 
-``animate`` and ``bench`` are thin ``@hydra.main`` wrappers around :func:`run` and :func:`bench_run`, so Hydra's flags (``--cfg job``,
+``animate``, ``bench`` and ``train`` are thin ``@hydra.main`` wrappers around :func:`run`, :func:`bench_run` and :func:`train_run`, so Hydra's flags (``--cfg job``,
 ``-m`` sweeps, ``--help``, ``hydra.run.dir=…``) behave as in any Hydra app. Errors the user can
 cause print ``error: <one sentence>`` and exit with status 2; ``MOTIONFORGE_DEBUG=1`` shows the
 traceback instead.
@@ -37,6 +38,8 @@ commands:
   plugins [--json]          list the installed plugins and what they register
   weights check PATH [...]  say which released module a weights file or folder holds, and whether every key and shape fits
   tracks convert IN OUT     convert a track file between formats (motionforge, spline_editor, wan_move, ati, tora, ...)
+  toy make DIR [...]        write a toy dataset: procedural clips of sprites with their tracks and masks
+  train model=NAME [...]    train a toy-world model (vae, unet, adapter) with accelerate (Hydra overrides)
 
 options:
   --version                 print motionforge's version
@@ -145,6 +148,27 @@ def bench_run(cfg: DictConfig) -> None:
 def _hydra_bench(cfg: DictConfig) -> None:
     """Hydra's entry point for ``motionforge bench``."""
     bench_run(cfg)
+
+
+def train_run(cfg: DictConfig) -> None:
+    """Run one training task under Hydra and print its model folder; a failure removes only what Hydra wrote (checkpoints stay)."""
+    from motionforge.train.app import run_training
+
+    def job(job_dir: Path) -> None:
+        print(run_training(cfg, job_dir))
+
+    _run_job(cfg, job)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://motionforge.conf", config_name="train")
+def _hydra_train(cfg: DictConfig) -> None:
+    """Hydra's entry point for ``motionforge train``."""
+    train_run(cfg)
+
+
+def train_command(overrides: Sequence[str]) -> int:
+    """``motionforge train``: hand the overrides to Hydra and report errors in one line."""
+    return hydra_command(_hydra_train, "train", overrides)
 
 
 def animate_command(overrides: Sequence[str]) -> int:
@@ -308,13 +332,20 @@ def _main(args: list[str]) -> int:
         return plugins_command(rest)
     if command == "weights":
         return weights_command(rest)
+    if command == "train":
+        return train_command(rest)
+    if command == "toy":
+        from motionforge.toy_cli import toy_command
+
+        return toy_command(rest)
     if command == "tracks":
         from motionforge.tracks_cli import tracks_command
 
         return tracks_command(rest)
     return _fail(
         f"unknown command {command!r}; use 'motionforge animate', 'motionforge bench', 'motionforge plugins', "
-        "'motionforge weights check' or 'motionforge tracks convert' (see motionforge --help)"
+        "'motionforge weights check', 'motionforge tracks convert', 'motionforge toy make' or 'motionforge train' "
+        "(see motionforge --help)"
     )
 
 

@@ -15,7 +15,7 @@ from motionforge.bench.settings import BenchSettings
 from motionforge.core.config import resolve_device
 from motionforge.core.errors import ConfigError
 
-SUITES = ("backbones", "overhead", "control", "kernels", "preview")
+SUITES = ("backbones", "overhead", "control", "kernels", "preview", "toy")
 RESULTS = Path("benchmarks") / "results"  # the committed snapshots, relative to the repository root
 PRIVATE = ("hydra.run.dir=", "hydra.sweep.dir=", "hydra.sweep.subdir=")  # left out of the recorded command
 

@@ -301,13 +301,14 @@ class MofaAdapter(nn.Module):
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """The residuals for SVD's UNet: (one [B·Fw, C, h, w] per skip, the mid block's [B·Fw, C, h, w]), times ``scale``.
 
-        sample [B, Fw, 8, h, w] the UNet's input; timestep scalar; encoder_hidden_states [B, 1, D];
+        sample [B, Fw, 8, h, w] the UNet's input; timestep scalar or [B] (one per row, as in training); encoder_hidden_states [B, 1, D];
         added_time_ids [B, 3]; picture [B, 3, H, W] in [−1, 1]; flow [B, Fw, 2, H', W'] (see
         :meth:`warped_features`); reference [Fw] bool (the window's frame 0); landmarks
         [B, Fw, 3, H, W] in [0, 1], the keypoint adapter's drawn faces.
         """
         batch, frames = sample.shape[:2]
-        timesteps = timestep.reshape(-1)[:1].to(sample.device).expand(batch)  # [B]
+        timesteps = timestep.reshape(-1).to(sample.device)  # [1] or [B]
+        timesteps = timesteps.expand(batch) if timesteps.numel() == 1 else timesteps  # [B]
         emb = self.time_embedding(self.time_proj(timesteps).to(sample.dtype))  # [B, T]
         time_embeds = self.add_time_proj(added_time_ids.flatten()).reshape(batch, -1).to(emb.dtype)  # [B, 3·A]
         emb = repeat(emb + self.add_embedding(time_embeds), "b t -> (b f) t", f=frames)  # [B·Fw, T]
@@ -412,7 +413,7 @@ WEIGHT_KINDS = [
 OTHER_KEY = {"traj": "backbone.mofa_landmark", "ldmk": "backbone.mofa"}
 
 
-def read_released_config(folder: Path, key: str, kind: str) -> dict[str, Any]:
+def read_released_config(folder: Path, key: str, kind: str, unet_first: int = SVD_BLOCKS[0]) -> dict[str, Any]:
     """A released folder's config.json, checked to be a MOFA adapter's; one sentence when it is missing or another model's."""
     config_path = folder / CONFIG_NAME
     if not config_path.is_file():
@@ -432,10 +433,10 @@ def read_released_config(folder: Path, key: str, kind: str) -> dict[str, Any]:
             f"{key}={folder} holds a {name}, not {WHAT[kind]}; pass the folder of a MOFA adapter (its FlowControlNet)"
         )
     first = (config.get("block_out_channels") or SVD_BLOCKS)[0]
-    if first != MofaSize.block_out_channels[0]:
+    if first != unet_first:
         raise InputError(
-            f"{key}={folder}: its {CONFIG_NAME} has block_out_channels[0]={first}, but MOFA's adapter always feeds SVD's "
-            f"{MofaSize.block_out_channels[0]} channels; is it a MOFA adapter's config?"
+            f"{key}={folder}: its {CONFIG_NAME} has block_out_channels[0]={first}, but the adapter feeds the UNet's "
+            f"{unet_first} channels; is it an adapter for this UNet?"
         )
     return config
 
@@ -446,7 +447,7 @@ def load_adapter(folder: Path, kind: str, unet_config: Mapping[str, Any], key: s
         raise InputError(
             f"{key}={folder} holds no {WEIGHTS_NAME}; pass the folder of {WHAT[kind]} ({CONFIG_NAME} and {WEIGHTS_NAME})"
         )
-    config = read_released_config(folder, key, kind)
+    config = read_released_config(folder, key, kind, int(unet_config["block_out_channels"][0]))
     size = MofaSize.for_unet(unet_config, config)
     weights = folder / WEIGHTS_NAME
     found = checkpoints.read_shapes(weights, key)

@@ -44,7 +44,8 @@ def forward(
     Without residuals this is diffusers' forward exactly (same modules, same operations, same order).
     """
     batch, frames = sample.shape[:2]
-    timesteps = torch.as_tensor(timestep, device=sample.device).reshape(-1)[:1].expand(batch)  # [B]
+    timesteps = torch.as_tensor(timestep, device=sample.device).reshape(-1)  # [1] or [B] (one per row, as in training)
+    timesteps = timesteps.expand(batch) if timesteps.numel() == 1 else timesteps  # [B]
     emb = unet.time_embedding(unet.time_proj(timesteps).to(dtype=sample.dtype))  # [B, T]
     time_embeds = unet.add_time_proj(added_time_ids.flatten()).reshape(batch, -1).to(emb.dtype)  # [B, 3·A]
     emb = repeat(emb + unet.add_embedding(time_embeds), "b t -> (b f) t", f=frames)  # [B·F, T]

@@ -6,8 +6,8 @@ on ``svd_tiny`` the value ``tiny`` builds a small random adapter instead (seed 0
 convolutions made random too, so that it changes the clip). Every model call of a window:
 
 - the trajectory adapter reads the plan's flow f_{0→t} of the window's frames, whatever densified
-  it (Gaussian, or a learned densifier), sampled at 1/8 of the frame by nearest sampling (exactly
-  what MOFA's nearest resizing to every scale reads);
+  it (Gaussian, or a learned densifier), sampled at the latents' size (1/8 of the frame for SVD) by
+  nearest sampling (exactly what MOFA's nearest resizing to every scale reads);
 - the keypoint adapter reads the same flow and the landmark control's tracks drawn as MOFA draws
   them (:mod:`motionforge.modules.mofa_landmarks`);
 - with both, the residuals are blended ``face·mask + drag·(1 − mask)`` with the landmark control's
@@ -156,13 +156,15 @@ def blend(face: torch.Tensor, drag: torch.Tensor, mask: torch.Tensor) -> torch.T
 class MofaControl:
     """One run's adapters and their inputs: a window's UNet input → the residuals for SVD's UNet."""
 
-    def __init__(self, adapters: dict[str, Any], config: MofaParams, context: MotionContext, plan: MotionPlan) -> None:
+    def __init__(
+        self, adapters: dict[str, Any], config: MofaParams, context: MotionContext, plan: MotionPlan, factor: int = 8
+    ) -> None:
         check_size(context)
         device = next(iter(adapters.values())).conv_in.weight.device
         self.adapters = {key: (adapter, float(getattr(config, f"{key}_scale"))) for key, adapter in adapters.items()}
         self.height, self.width = context.height, context.width
         self.picture = (context.image[None].float() * 2 - 1).to(device)  # [1, 3, H, W] in [−1, 1]
-        self.flow = sampled_flow(plan, 8, device)  # [F, 2, H/8, W/8] pixels
+        self.flow = sampled_flow(plan, factor, device)  # [F, 2, H/f, W/f] pixels, at the VAE's factor f (8 for SVD)
         self.tracks = landmark_tracks(plan) if "mofa_landmark" in adapters else None  # [68, F, 2]
         self.mask = face_mask(plan).to(device) if len(adapters) == 2 else None  # [1, 1, H, W]
 

@@ -239,7 +239,7 @@ class SvdBackbone(DiffusionBase):
         guided = config.max_guidance_scale > 1
         guidance = (config.min_guidance_scale, config.max_guidance_scale) if guided else None
         adapters = {key: getattr(models, key) for key in mofa.KEYS if getattr(models, key) is not None}
-        control = mofa.MofaControl(adapters, config, context, plan) if adapters else None
+        control = mofa.MofaControl(adapters, config, context, plan, factor) if adapters else None
         model = SvdModel(models.unet, embeddings, image_latents, time_ids, guidance, control)
         steered = steering.steer(
             KarrasDenoiser(model, schedule), config, plan, schedule=schedule, noise=noise,
