@@ -1,4 +1,4 @@
-"""The toy world's model shapes: a 3-block temporal VAE (64 px ↔ 16 latents), a 2-block SVD UNet, SVD's scheduler with σ_max 80.
+"""The toy world's model shapes: a 3-block temporal VAE (64 px ↔ 16 latents of 8 channels), a 2-block SVD UNet, SVD's scheduler with σ_max 80.
 
 They are SVD's classes (``AutoencoderKLTemporalDecoder``, ``UNetSpatioTemporalConditionModel``,
 ``CLIPVisionModelWithProjection``, ``EulerDiscreteScheduler``) at a size that trains on a CPU; the
@@ -14,7 +14,7 @@ from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, UNet
 from motionforge.backbones.diffusion.tiny import TINY_CROSS_DIM, _seeded, tiny_image_encoder
 
 VAE_BLOCKS = (32, 64, 64)  # three blocks: a factor of 4 (GroupNorm(32) inside: multiples of 32)
-LATENT_CHANNELS = 4
+LATENT_CHANNELS = 8  # 16×16×8 latents for 64×64×3 pixels (6× compression: sharp sprites after a short training)
 UNET_BLOCKS = (64, 128)
 FPS_ID, MOTION_BUCKET, NOISE_AUG = 6, 127, 0.02  # the added time ids the toy UNet is trained with (SVD's defaults)
 

@@ -1,4 +1,4 @@
-"""Task ``model=vae``: the toy temporal VAE, trained to reconstruct clips (L1 + MSE + a small KL), its latent scale measured after."""
+"""Task ``model=vae``: the toy temporal VAE, trained to reconstruct clips from their latents' mode (L1 + MSE + a small KL)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,16 @@ class VaeLoss(nn.Module):
         super().__init__()
         self.vae, self.kl_weight = vae, kl_weight
 
-    def forward(self, clips: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """clips [B, F, 3, H, W] in [−1, 1], noise [B·F, C, h, w] → L1 + MSE of the reconstruction + kl_weight·KL."""
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """clips [B, F, 3, H, W] in [−1, 1] → L1 + MSE of the reconstruction from the posterior's mode + kl_weight·KL.
+
+        The decoder reads the mode, as every use of the toy VAE does (SVD's image latent, the UNet's
+        training latents): trained on samples, the toy VAE stays blurred for thousands of steps.
+        """
         frames = clips.shape[1]
         pixels = rearrange(clips, "b f c h w -> (b f) c h w")  # [B·F, 3, H, W]
         posterior = self.vae.encode(pixels).latent_dist
-        latents = posterior.mean + posterior.std * noise  # [B·F, C, h, w]
+        latents = posterior.mode()  # [B·F, C, h, w]
         rebuilt = self.vae.decode(latents, num_frames=frames).sample  # [B·F, 3, H, W]
         error = rebuilt - pixels
         return error.abs().mean() + error.pow(2).mean() + self.kl_weight * posterior.kl().mean()
@@ -40,17 +44,12 @@ class VaeTask:
 
     def __init__(self, clips: ClipTensors, model: Any, seed: int, save_dtype: torch.dtype = torch.float32) -> None:
         self.clips, self.batch_size, self.save_dtype = clips, int(model.batch_size), save_dtype
-        vae = toy_vae(seed)
-        self.module = VaeLoss(vae, float(model.kl_weight))
-        self.factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.module = VaeLoss(toy_vae(seed), float(model.kl_weight))
 
     def batch(self, step: int, generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
-        """A batch of whole clips and the posterior's noise."""
+        """A batch of whole clips."""
         clips = self.clips.frames[batch_indices(self.clips.count, self.batch_size, generator)]  # [B, F, 3, H, W]
-        b, f, _, h, w = clips.shape
-        channels = self.module.vae.config.latent_channels
-        noise = torch.randn((b * f, channels, h // self.factor, w // self.factor), generator=generator)
-        return {"clips": clips.to(device), "noise": noise.to(device)}
+        return {"clips": clips.to(device)}
 
     def save(self, module: nn.Module, folder: Path) -> None:
         """Measure the latents' scale on up to 256 clips (1/std, as SD's 0.18215), record it in the config, save the VAE (save_dtype)."""
