@@ -1,0 +1,390 @@
+"""The studio's page: Gradio Blocks laid out as draw | watch | render, and the events that tie them to the session.
+
+Every handler edits the tab's :class:`~motionforge.studio.session.Session`; user errors (the CLI's one-sentence
+messages) are shown in the page's error line instead of raised.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from motionforge.core.errors import MotionforgeError  # noqa: E402
+from motionforge.core.registry import get_registry  # noqa: E402
+from motionforge.studio import session as sessions  # noqa: E402
+from motionforge.studio.draw import overlay  # noqa: E402
+from motionforge.studio.preview import preview  # noqa: E402
+from motionforge.studio.render import render  # noqa: E402
+from motionforge.studio.state import DRAWN_ADAPTERS, Controls, command_line  # noqa: E402
+from motionforge.studio.widgets import FieldSpec, field_specs, is_default, read_value, shown  # noqa: E402
+
+MODES = [("add a track point", "track"), ("drop a pin", "pin"), ("move a point", "move"), ("paint brush", "brush"), ("erase brush", "erase")]
+RUN_KEYS = ("backbone", "sampler", "extra_adapters", "num_frames", "fps", "seed", "steps", "prompt", "height", "width")
+HIDDEN = "hidden"
+
+
+def _theme() -> gr.themes.Base:
+    """The default look with the system's fonts: the page fetches nothing from the network."""
+    return gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+
+
+def _guarded(error: Any) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+    """Wrap a handler so a user error becomes the page's error line (the handler's other outputs unchanged)."""
+
+    def wrap(handler: Callable[..., dict]) -> Callable[..., dict]:
+        @functools.wraps(handler)
+        def guarded(*args: Any, **kwargs: Any) -> dict:
+            try:
+                updates = handler(*args, **kwargs)
+            except MotionforgeError as exc:
+                return {error: f"**error:** {exc}"}
+            return {error: "", **updates}
+
+        return guarded
+
+    return wrap
+
+
+def _track_choices(controls: Controls) -> list[tuple[str, int]]:
+    """The tracks as dropdown choices: 'track 1 (3 points)', 'pin 2'."""
+    return [
+        (f"pin {i + 1}" if t.is_pin and len(t.points) >= 2 else f"track {i + 1} ({len(t.points)} points)", i)
+        for i, t in enumerate(controls.tracks)
+    ]
+
+
+def apply_run(controls: Controls, values: dict[str, Any]) -> None:
+    """Put the page's run settings (backbone, sampler, frames, seed, …) into the controls, checked."""
+    from motionforge.core.errors import InputError
+
+    registry = get_registry()
+    for key in ("backbone", "sampler"):
+        name = values[key]
+        registry.get(key, name)  # a name the registry does not have is one sentence listing those it has
+        if getattr(controls, key) != name:
+            controls.settings = {k: v for k, v in controls.settings.items() if not k.startswith(f"{key}.")}
+        setattr(controls, key, name)
+    extras = list(values["extra_adapters"] or [])
+    for name in extras:
+        registry.get("adapter", name)
+    controls.extra_adapters = extras
+    for key in ("num_frames", "seed", "steps"):  # the engine checks their ranges, in the command line's words
+        number = values[key]
+        if number is None or float(number) != int(number):
+            raise InputError(f"{key}={number} must be a whole number")
+        setattr(controls, key, int(number))
+    if values["fps"] is None:
+        raise InputError("fps needs a number; type one in")
+    controls.fps = float(values["fps"])
+    controls.prompt = values["prompt"] or ""
+    for key in ("height", "width"):
+        number = values[key]
+        controls.__setattr__(key, int(number) if number else None)
+
+
+def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
+    """The studio's Blocks: each tab gets a session folder under root; plugin settings may name files under ``allow``."""
+    allow = [Path(p).resolve() for p in (allow or [])]
+    upload_folder = Path(gr.utils.get_upload_folder())
+    registry = get_registry()
+    backbones, samplers = sorted(registry.backbones), sorted(registry.samplers)
+    extras = sorted(name for name in registry.adapters if name not in DRAWN_ADAPTERS)
+
+    with gr.Blocks(title="motionforge studio") as demo:
+        state = gr.State(None, delete_callback=sessions.close_session)
+        gr.Markdown("## motionforge studio — draw the motion, watch the preview, render, take the command away")
+        error = gr.Markdown("", elem_id="studio-error")
+        with gr.Row():
+            with gr.Column(scale=1):
+                canvas = gr.Image(
+                    label="picture: click to draw", interactive=False, format="png", elem_id="studio-canvas", buttons=[]
+                )
+                mode = gr.Radio(MODES, value="track", label="a click will", elem_id="studio-mode")
+                with gr.Row():
+                    end_track = gr.Button("finish track", elem_id="studio-end-track", size="sm")
+                    radius = gr.Slider(2, 120, value=24, step=1, label="brush radius (px)", elem_id="studio-radius")
+                    clear_brush = gr.Button("clear brush", size="sm")
+                with gr.Row():
+                    pick = gr.Dropdown(choices=[], label="track", elem_id="studio-track", scale=2)
+                    strength = gr.Slider(0, 3, value=1, step=0.05, label="its strength", elem_id="studio-strength", scale=2)
+                    delete = gr.Button("delete track", size="sm", elem_id="studio-delete", scale=1)
+                with gr.Accordion("camera and motion strength", open=False):
+                    pan_x = gr.Slider(-8, 8, value=0, step=0.25, label="pan x (px per frame)")
+                    pan_y = gr.Slider(-8, 8, value=0, step=0.25, label="pan y (px per frame)")
+                    zoom = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="zoom over the clip")
+                    rotate = gr.Slider(-45, 45, value=0, step=1, label="rotation over the clip (degrees)")
+                    scale = gr.Slider(0, 3, value=1, step=0.05, label="motion strength (× the drawn motion)")
+                with gr.Accordion("load a picture or control files", open=False):
+                    with gr.Row():
+                        picture_in = gr.File(label="picture", file_types=list(sessions.UPLOAD_TYPES["picture"]), elem_id="up-picture")
+                        sample = gr.Button("the bundled sample", size="sm")
+                    with gr.Row():
+                        tracks_in = gr.File(label="tracks (any format)", file_types=list(sessions.UPLOAD_TYPES["tracks"]), elem_id="up-tracks")
+                        brush_in = gr.File(label="brush mask", file_types=list(sessions.UPLOAD_TYPES["brush"]), elem_id="up-brush")
+                    with gr.Row():
+                        landmark_in = gr.File(label="landmarks .npy", file_types=list(sessions.UPLOAD_TYPES["landmark"]), elem_id="up-landmark")
+                        video_in = gr.File(label="driving video", file_types=list(sessions.UPLOAD_TYPES["video"]), elem_id="up-video")
+                        drop_inputs = gr.Button("drop landmarks and video", size="sm")
+                with gr.Row():
+                    tracks_out = gr.DownloadButton("tracks.json", elem_id="dl-tracks", size="sm", visible=False)
+                    brush_out = gr.DownloadButton("brush.png", elem_id="dl-brush", size="sm", visible=False)
+            with gr.Column(scale=1):
+                shown_video = gr.Video(label="preview (warp)", autoplay=True, loop=True, interactive=False, elem_id="studio-preview")
+                shown_flow = gr.Video(label="its flow", autoplay=True, loop=True, interactive=False, elem_id="studio-flow")
+                info = gr.Markdown("", elem_id="studio-preview-info")
+        with gr.Row():
+            with gr.Column(scale=1):
+                with gr.Row():
+                    backbone = gr.Dropdown(backbones, value="warp", label="backbone", elem_id="run-backbone")
+                    sampler = gr.Dropdown(samplers, value="single", label="sampler", elem_id="run-sampler")
+                    extra = gr.CheckboxGroup(extras, label="more adapters", elem_id="run-adapters")
+                with gr.Row():
+                    num_frames = gr.Number(16, precision=0, label="frames", elem_id="run-frames")
+                    fps = gr.Number(8, label="fps")
+                    seed = gr.Number(0, precision=0, label="seed", elem_id="run-seed")
+                    steps = gr.Number(25, precision=0, label="steps")
+                    height = gr.Number(0, precision=0, label="height (0: the picture's)")
+                    width = gr.Number(0, precision=0, label="width (0: the picture's)")
+                prompt = gr.Textbox("", label="prompt (backbones that take one)")
+                run_inputs = [backbone, sampler, extra, num_frames, fps, seed, steps, prompt, height, width]
+
+                @gr.render(inputs=[backbone, sampler, extra])
+                def plugin_settings(backbone_name: str, sampler_name: str, extra_names: list[str] | None) -> None:
+                    """Each chosen plugin's Config fields as widgets of their type."""
+                    groups = [("backbone", backbone_name, "backbone"), ("sampler", sampler_name, "sampler")]
+                    groups += [("adapter", name, f"adapters.{name}") for name in extra_names or []]
+                    for kind, name, prefix in groups:
+                        try:
+                            specs = field_specs(kind, name, prefix)
+                        except MotionforgeError:
+                            continue
+                        if not specs:
+                            continue
+                        with gr.Accordion(f"{kind} {name}: settings", open=False):
+                            for spec in specs:
+                                widget = _widget(spec)
+                                event = widget.change if spec.kind in ("bool", "str") and spec.choices or spec.kind == "bool" else widget.blur
+                                event(functools.partial(set_setting, spec=spec), [state, widget], [state, command, error])
+
+            with gr.Column(scale=1):
+                with gr.Row():
+                    go = gr.Button("render", variant="primary", elem_id="run-render")
+                    stop = gr.Button("cancel", variant="stop", elem_id="run-cancel")
+                result = gr.Video(label="render", interactive=False, elem_id="run-video")
+                with gr.Row():
+                    result_flow = gr.Video(label="its flow", interactive=False, elem_id="run-flow")
+                    result_hint = gr.Image(label="its hint", interactive=False, format="png", elem_id="run-hint")
+                result_files = gr.File(label="the run's files", file_count="multiple", interactive=False, elem_id="run-files")
+                command = gr.Code("", label="the command that reproduces it (run it where its files are)", language="shell", elem_id="run-command", interactive=False)
+                with gr.Row():
+                    command_out = gr.DownloadButton("command.sh", elem_id="dl-command", size="sm", visible=False)
+                    bundle_out = gr.DownloadButton("command and files (.zip)", elem_id="dl-bundle", size="sm", visible=False)
+
+        guard = _guarded(error)
+
+        def drawn(session: sessions.Session) -> dict:
+            """The updates every edit makes: the overlay, the track list, the control-file downloads, the command."""
+            controls = session.controls
+            written = controls.write_files(session.files)
+            names = {p.name: p for p in written}
+            session.edited = time.perf_counter()
+            index = controls.active if controls.active is not None else (len(controls.tracks) - 1 if controls.tracks else None)
+            return {
+                state: session,
+                canvas: overlay(session.picture, controls),
+                pick: gr.update(choices=_track_choices(controls), value=index),
+                tracks_out: gr.update(value=names.get("tracks.json"), visible="tracks.json" in names),
+                brush_out: gr.update(value=names.get("brush.png"), visible="brush.png" in names),
+                command: command_line(controls.overrides(None)),
+            }
+
+        edit_outputs = [state, canvas, pick, tracks_out, brush_out, command, error]
+
+        @guard
+        def start(session: sessions.Session | None) -> dict:
+            return drawn(session or sessions.sample_session(root))
+
+        @guard
+        def on_click(session: sessions.Session, how: str, size: float, evt: gr.SelectData) -> dict:
+            x, y = evt.index[:2]
+            session.controls.click(how, x, y, size)
+            return drawn(session)
+
+        @guard
+        def on_end(session: sessions.Session) -> dict:
+            session.controls.end_track()
+            return drawn(session)
+
+        @guard
+        def on_clear(session: sessions.Session) -> dict:
+            session.controls.mask = None
+            return drawn(session)
+
+        @guard
+        def on_delete(session: sessions.Session, index: int | None) -> dict:
+            if index is None:
+                from motionforge.core.errors import InputError
+
+                raise InputError("pick the track to delete in the track list first")
+            session.controls.delete(int(index))
+            return drawn(session)
+
+        @guard
+        def on_pick(session: sessions.Session, index: int | None) -> dict:
+            tracks = session.controls.tracks
+            return {strength: tracks[int(index)].strength} if index is not None and int(index) < len(tracks) else {}
+
+        @guard
+        def on_strength(session: sessions.Session, index: int | None, value: float) -> dict:
+            if index is None or int(index) >= len(session.controls.tracks):
+                return {}
+            session.controls.tracks[int(index)].strength = float(value)
+            return drawn(session)
+
+        @guard
+        def on_camera(session: sessions.Session, px: float, py: float, z: float, r: float, s: float) -> dict:
+            camera = session.controls.camera
+            camera.pan_x, camera.pan_y, camera.zoom, camera.rotate = float(px), float(py), float(z), float(r)
+            session.controls.motion_scale = float(s)
+            return drawn(session)
+
+        def uploaded(kind: str, load: Callable[[sessions.Session, Path], None]) -> Callable[..., dict]:
+            @guard
+            def on_upload(session: sessions.Session, path: str | None) -> dict:
+                if path is None:
+                    return {}
+                load(session, sessions.accept_upload(path, kind, upload_folder))
+                return drawn(session)
+
+            return on_upload
+
+        def keep(kind: str, attribute: str) -> Callable[[sessions.Session, Path], None]:
+            def load(session: sessions.Session, file: Path) -> None:
+                setattr(session.controls, attribute, sessions.keep_upload(session, file, kind))
+
+            return load
+
+        @guard
+        def on_sample(session: sessions.Session) -> dict:
+            sessions.load_sample(session)
+            return drawn(session)
+
+        @guard
+        def on_drop(session: sessions.Session) -> dict:
+            session.controls.landmark = session.controls.video = None
+            return drawn(session)
+
+        @guard
+        def on_run_settings(session: sessions.Session, *values: Any) -> dict:
+            apply_run(session.controls, dict(zip(RUN_KEYS, values)))
+            return drawn(session)
+
+        @guard
+        def set_setting(session: sessions.Session, raw: Any, spec: FieldSpec) -> dict:
+            value = read_value(spec, raw, allow + [session.files.resolve()])
+            settings = session.controls.settings
+            if is_default(spec, value):
+                settings.pop(spec.key, None)
+            else:
+                settings[spec.key] = value
+            return {state: session, command: command_line(session.controls.overrides(None))}
+
+        @guard
+        def on_preview(session: sessions.Session) -> dict:
+            session.previews += 1
+            name = f"preview-{session.previews}"
+            for old in (session.folder / "previews").glob("preview-*.mp4"):
+                old.unlink()
+            made = preview(session.controls, session.files, session.folder / "previews", name)
+            latency = time.perf_counter() - session.edited if session.edited else made.seconds
+            width, height = made.size
+            return {
+                shown_video: str(made.video),
+                shown_flow: str(made.flow),
+                info: f"preview: {made.num_frames} frames at {width}×{height}, ready {latency:.2f} s after the edit",
+            }
+
+        @guard
+        def on_render(session: sessions.Session, *values: Any, progress: gr.Progress = gr.Progress()) -> dict:
+            apply_run(session.controls, dict(zip(RUN_KEYS, values)))
+            session.cancel.clear()
+            session.renders += 1
+            progress(0, desc="rendering")
+            made = render(
+                session.controls,
+                session.files,
+                session.folder / f"render-{session.renders}",
+                session.cancel,
+                lambda done, total: progress((done, total), desc="denoising"),
+            )
+            shown_files = [p for p in (made.video, made.flow, made.hint, made.run / "manifest.json") if p is not None]
+            return {
+                result: str(made.video),
+                result_flow: None if made.flow is None else str(made.flow),
+                result_hint: None if made.hint is None else str(made.hint),
+                result_files: [str(p) for p in shown_files],
+                command: made.command,
+                command_out: gr.update(value=str(made.take / "command.sh"), visible=True),
+                bundle_out: gr.update(value=str(made.bundle), visible=True),
+            }
+
+        def on_cancel(session: sessions.Session) -> str:
+            if session is not None:
+                session.cancel.set()
+            return "render cancelled"
+
+        preview_outputs = [shown_video, shown_flow, info, error]
+        watch = {"fn": on_preview, "inputs": [state], "outputs": preview_outputs, "concurrency_id": "preview", "concurrency_limit": 1}
+
+        demo.load(start, [state], edit_outputs).then(**watch)
+        canvas.select(on_click, [state, mode, radius], edit_outputs).then(**watch)
+        end_track.click(on_end, [state], edit_outputs)
+        clear_brush.click(on_clear, [state], edit_outputs).then(**watch)
+        delete.click(on_delete, [state, pick], edit_outputs).then(**watch)
+        pick.input(on_pick, [state, pick], [strength, error])
+        strength.release(on_strength, [state, pick, strength], edit_outputs).then(**watch)
+        for slider in (pan_x, pan_y, zoom, rotate, scale):
+            slider.release(on_camera, [state, pan_x, pan_y, zoom, rotate, scale], edit_outputs).then(**watch)
+        picture_in.upload(uploaded("picture", sessions.load_picture), [state, picture_in], edit_outputs).then(**watch)
+        tracks_in.upload(uploaded("tracks", sessions.load_tracks), [state, tracks_in], edit_outputs).then(**watch)
+        brush_in.upload(uploaded("brush", sessions.load_brush), [state, brush_in], edit_outputs).then(**watch)
+        landmark_in.upload(uploaded("landmark", keep("landmark", "landmark")), [state, landmark_in], edit_outputs).then(**watch)
+        video_in.upload(uploaded("video", keep("video", "video")), [state, video_in], edit_outputs).then(**watch)
+        sample.click(on_sample, [state], edit_outputs).then(**watch)
+        drop_inputs.click(on_drop, [state], edit_outputs).then(**watch)
+        for box in (backbone, sampler, extra):
+            box.change(on_run_settings, [state, *run_inputs], edit_outputs)
+        for box in (num_frames, fps):
+            box.blur(on_run_settings, [state, *run_inputs], edit_outputs).then(**watch)
+        for box in (seed, steps, height, width, prompt):
+            box.blur(on_run_settings, [state, *run_inputs], edit_outputs)
+        rendering = go.click(
+            on_render,
+            [state, *run_inputs],
+            [result, result_flow, result_hint, result_files, command, command_out, bundle_out, error],
+            concurrency_id="render",
+            concurrency_limit=1,
+        )
+        stop.click(on_cancel, [state], [error], cancels=[rendering])
+    return demo
+
+
+def _widget(spec: FieldSpec) -> gr.components.Component:
+    """The widget of a plugin field: checkbox, number, dropdown or text, by its type."""
+    label, key, info = f"{spec.key}", f"w-{spec.key}", spec.info or None
+    value = shown(spec)
+    if spec.kind == "bool":
+        return gr.Checkbox(value, label=label, info=info, key=key)
+    if spec.kind in ("int", "float"):
+        return gr.Number(value, label=label, info=info, key=key, precision=0 if spec.kind == "int" else None)
+    if spec.choices:
+        return gr.Dropdown(list(spec.choices), value=value, label=label, info=info, key=key)
+    return gr.Textbox(value, label=label, info=info, key=key, placeholder="empty: none" if spec.optional else None)

@@ -1,0 +1,87 @@
+"""The live preview: the drawn controls run through :func:`motionforge.core.engine.animate` on the warp backbone, nothing saved,
+encoded for the page with the plan's flow beside it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from motionforge.core.config import compose_config
+from motionforge.core.engine import animate
+from motionforge.core.types import Video
+from motionforge.io.visualise import flow_frames
+from motionforge.studio.state import Controls
+
+ENGINE = threading.Lock()  # one engine call at a time: Hydra's compose state is global to the process
+FLOW_STRIDE = 2  # the flow is coloured at every second pixel: half the size, a quarter of the work
+PREVIEW_CRF = 23
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The files of one preview, how long it took and what it shows."""
+
+    video: Path  # the warp preview, H.264
+    flow: Path  # the plan's flow in the colour wheel, H.264, half size
+    seconds: float  # from the call to both files written
+    size: tuple[int, int]  # (W, H)
+    num_frames: int
+
+
+def run_engine(overrides: list[str], callback=None) -> Video:
+    """Compose the run config from the overrides, as the command line does, and animate it (one engine call at a time)."""
+    with ENGINE:
+        return animate(compose_config(overrides), callback=callback)
+
+
+def write_quick_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
+    """Encode uint8 frames [F, H, W, 3] as a small H.264 MP4 quickly (x264's ultrafast preset, one thread): for the page only."""
+    import imageio_ffmpeg
+
+    height, width = frames.shape[1:3]
+    frames = frames[:, : height - height % 2, : width - width % 2]  # yuv420p needs even sides
+    params = ["-preset", "ultrafast", "-crf", str(PREVIEW_CRF), "-threads", "1", "-movflags", "+faststart"]
+    writer = imageio_ffmpeg.write_frames(
+        str(path), (frames.shape[2], frames.shape[1]), fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+        output_params=params, macro_block_size=1, ffmpeg_log_level="error",
+    )  # fmt: skip
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+
+
+def flow_colours(video: Video) -> np.ndarray:
+    """The plan's flow coloured on one scale at every FLOW_STRIDE-th pixel: uint8 [F, H/s, W/s, 3] (white: no plan or no motion)."""
+    frames = video.frames  # [F, H, W, 3]
+    if video.plan is None:
+        return np.full_like(frames[:, ::FLOW_STRIDE, ::FLOW_STRIDE], 255)
+    field = video.plan.field
+    peak = field.max_magnitude()
+    chunks = [flow_frames(chunk[:, :, ::FLOW_STRIDE, ::FLOW_STRIDE], peak) for _, chunk in field.chunks()]  # [n, 2, h, w] each
+    return np.concatenate(chunks)
+
+
+def preview(controls: Controls, files: Path, out: Path, name: str) -> Preview:
+    """Run the controls on the warp backbone with nothing saved and write out/<name>.mp4 and out/<name>-flow.mp4."""
+    start = time.perf_counter()
+    controls.write_files(files)
+    overrides = [*controls.overrides(files, backbone="warp"), "output.save=false", "progress=false"]
+    video = run_engine(overrides)
+    out.mkdir(parents=True, exist_ok=True)
+    clip, flow = out / f"{name}.mp4", out / f"{name}-flow.mp4"
+    write_quick_mp4(clip, video.frames, video.fps)
+    write_quick_mp4(flow, flow_colours(video), video.fps)
+    height, width = video.frames.shape[1:3]
+    return Preview(clip, flow, round(time.perf_counter() - start, 3), (width, height), len(video.frames))
+
+
+def picture_array(image: torch.Tensor) -> np.ndarray:
+    """A [3, H, W] float picture in [0, 1] as uint8 [H, W, 3]."""
+    return rearrange(image.mul(255).round().clamp(0, 255).to(torch.uint8), "c h w -> h w c").numpy()
