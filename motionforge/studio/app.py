@@ -15,18 +15,24 @@ from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import gradio as gr  # noqa: E402
+import gradio as gr
 
-from motionforge.core.errors import MotionforgeError  # noqa: E402
-from motionforge.core.registry import get_registry  # noqa: E402
-from motionforge.studio import session as sessions  # noqa: E402
-from motionforge.studio.draw import overlay  # noqa: E402
-from motionforge.studio.preview import preview  # noqa: E402
-from motionforge.studio.render import render  # noqa: E402
-from motionforge.studio.state import DRAWN_ADAPTERS, Controls, command_line  # noqa: E402
-from motionforge.studio.widgets import FieldSpec, field_specs, is_default, read_value, shown  # noqa: E402
+from motionforge.core.errors import MotionforgeError
+from motionforge.core.registry import get_registry
+from motionforge.studio import session as sessions
+from motionforge.studio.draw import overlay
+from motionforge.studio.preview import flow_preview, preview
+from motionforge.studio.render import render
+from motionforge.studio.state import DRAWN_ADAPTERS, Controls, command_line
+from motionforge.studio.widgets import FieldSpec, field_specs, is_default, read_value, shown
 
-MODES = [("add a track point", "track"), ("drop a pin", "pin"), ("move a point", "move"), ("paint brush", "brush"), ("erase brush", "erase")]
+MODES = [
+    ("add a track point", "track"),
+    ("drop a pin", "pin"),
+    ("move a point", "move"),
+    ("paint brush", "brush"),
+    ("erase brush", "erase"),
+]
 RUN_KEYS = ("backbone", "sampler", "extra_adapters", "num_frames", "fps", "seed", "steps", "prompt", "height", "width")
 HIDDEN = "hidden"
 
@@ -36,8 +42,11 @@ def _theme() -> gr.themes.Base:
     return gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 
 
-def _guarded(error: Any) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
-    """Wrap a handler so a user error becomes the page's error line (the handler's other outputs unchanged)."""
+def _guarded(error: Any, clears: bool = True) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+    """Wrap a handler so a user error becomes the page's error line (the handler's other outputs unchanged).
+
+    A handler that ``clears`` empties the error line when it succeeds.
+    """
 
     def wrap(handler: Callable[..., dict]) -> Callable[..., dict]:
         @functools.wraps(handler)
@@ -46,7 +55,7 @@ def _guarded(error: Any) -> Callable[[Callable[..., dict]], Callable[..., dict]]
                 updates = handler(*args, **kwargs)
             except MotionforgeError as exc:
                 return {error: f"**error:** {exc}"}
-            return {error: "", **updates}
+            return {error: "", **updates} if clears else updates
 
         return guarded
 
@@ -124,20 +133,32 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
                     scale = gr.Slider(0, 3, value=1, step=0.05, label="motion strength (× the drawn motion)")
                 with gr.Accordion("load a picture or control files", open=False):
                     with gr.Row():
-                        picture_in = gr.File(label="picture", file_types=list(sessions.UPLOAD_TYPES["picture"]), elem_id="up-picture")
+                        picture_in = gr.File(
+                            label="picture", file_types=list(sessions.UPLOAD_TYPES["picture"]), elem_id="up-picture"
+                        )
                         sample = gr.Button("the bundled sample", size="sm")
                     with gr.Row():
-                        tracks_in = gr.File(label="tracks (any format)", file_types=list(sessions.UPLOAD_TYPES["tracks"]), elem_id="up-tracks")
-                        brush_in = gr.File(label="brush mask", file_types=list(sessions.UPLOAD_TYPES["brush"]), elem_id="up-brush")
+                        tracks_in = gr.File(
+                            label="tracks (any format)", file_types=list(sessions.UPLOAD_TYPES["tracks"]), elem_id="up-tracks"
+                        )
+                        brush_in = gr.File(
+                            label="brush mask", file_types=list(sessions.UPLOAD_TYPES["brush"]), elem_id="up-brush"
+                        )
                     with gr.Row():
-                        landmark_in = gr.File(label="landmarks .npy", file_types=list(sessions.UPLOAD_TYPES["landmark"]), elem_id="up-landmark")
-                        video_in = gr.File(label="driving video", file_types=list(sessions.UPLOAD_TYPES["video"]), elem_id="up-video")
+                        landmark_in = gr.File(
+                            label="landmarks .npy", file_types=list(sessions.UPLOAD_TYPES["landmark"]), elem_id="up-landmark"
+                        )
+                        video_in = gr.File(
+                            label="driving video", file_types=list(sessions.UPLOAD_TYPES["video"]), elem_id="up-video"
+                        )
                         drop_inputs = gr.Button("drop landmarks and video", size="sm")
                 with gr.Row():
                     tracks_out = gr.DownloadButton("tracks.json", elem_id="dl-tracks", size="sm", visible=False)
                     brush_out = gr.DownloadButton("brush.png", elem_id="dl-brush", size="sm", visible=False)
             with gr.Column(scale=1):
-                shown_video = gr.Video(label="preview (warp)", autoplay=True, loop=True, interactive=False, elem_id="studio-preview")
+                shown_video = gr.Video(
+                    label="preview (warp)", autoplay=True, loop=True, interactive=False, elem_id="studio-preview"
+                )
                 shown_flow = gr.Video(label="its flow", autoplay=True, loop=True, interactive=False, elem_id="studio-flow")
                 info = gr.Markdown("", elem_id="studio-preview-info")
         with gr.Row():
@@ -168,10 +189,14 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
                             continue
                         if not specs:
                             continue
-                        with gr.Accordion(f"{kind} {name}: settings", open=False):
+                        with gr.Accordion(f"{kind} {name}: settings", open=False, elem_id=f"run-{kind}-settings"):
                             for spec in specs:
                                 widget = _widget(spec)
-                                event = widget.change if spec.kind in ("bool", "str") and spec.choices or spec.kind == "bool" else widget.blur
+                                event = (
+                                    widget.change
+                                    if spec.kind in ("bool", "str") and spec.choices or spec.kind == "bool"
+                                    else widget.blur
+                                )
                                 event(functools.partial(set_setting, spec=spec), [state, widget], [state, command, error])
 
             with gr.Column(scale=1):
@@ -183,7 +208,16 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
                     result_flow = gr.Video(label="its flow", interactive=False, elem_id="run-flow")
                     result_hint = gr.Image(label="its hint", interactive=False, format="png", elem_id="run-hint")
                 result_files = gr.File(label="the run's files", file_count="multiple", interactive=False, elem_id="run-files")
-                command = gr.Code("", label="the command that reproduces it (run it where its files are)", language="shell", elem_id="run-command", interactive=False)
+                command = gr.Code(
+                    "",
+                    label="the command that reproduces it (run it where its files are)",
+                    language="shell",
+                    elem_id="run-command",
+                    interactive=False,
+                    wrap_lines=True,
+                    lines=3,
+                    max_lines=8,
+                )
                 with gr.Row():
                     command_out = gr.DownloadButton("command.sh", elem_id="dl-command", size="sm", visible=False)
                     bundle_out = gr.DownloadButton("command and files (.zip)", elem_id="dl-bundle", size="sm", visible=False)
@@ -299,21 +333,25 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
 
         @guard
         def on_preview(session: sessions.Session) -> dict:
-            session.previews += 1
+            session.previews, session.last = session.previews + 1, None
             name = f"preview-{session.previews}"
             for old in (session.folder / "previews").glob("preview-*.mp4"):
                 old.unlink()
-            made = preview(session.controls, session.files, session.folder / "previews", name)
+            session.last = made = preview(session.controls, session.files, session.folder / "previews", name)
             latency = time.perf_counter() - session.edited if session.edited else made.seconds
             width, height = made.size
             return {
                 shown_video: str(made.video),
-                shown_flow: str(made.flow),
                 info: f"preview: {made.num_frames} frames at {width}×{height}, ready {latency:.2f} s after the edit",
             }
 
+        @_guarded(error, clears=False)
+        def on_flow(session: sessions.Session) -> dict:
+            made, session.last = session.last, None
+            return {} if made is None else {shown_flow: str(flow_preview(made))}
+
         @guard
-        def on_render(session: sessions.Session, *values: Any, progress: gr.Progress = gr.Progress()) -> dict:
+        def on_render(session: sessions.Session, *values: Any, progress: gr.Progress = gr.Progress()) -> dict:  # noqa: B008
             apply_run(session.controls, dict(zip(RUN_KEYS, values)))
             session.cancel.clear()
             session.renders += 1
@@ -341,29 +379,31 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
                 session.cancel.set()
             return "render cancelled"
 
-        preview_outputs = [shown_video, shown_flow, info, error]
-        watch = {"fn": on_preview, "inputs": [state], "outputs": preview_outputs, "concurrency_id": "preview", "concurrency_limit": 1}
+        def watch_after(event: Any) -> Any:
+            """Chain the preview and its flow after an edit's event."""
+            shown = event.then(on_preview, [state], [shown_video, info, error], concurrency_id="preview", concurrency_limit=1)
+            return shown.then(on_flow, [state], [shown_flow, error], concurrency_id="preview", concurrency_limit=1)
 
-        demo.load(start, [state], edit_outputs).then(**watch)
-        canvas.select(on_click, [state, mode, radius], edit_outputs).then(**watch)
+        watch_after(demo.load(start, [state], edit_outputs))
+        watch_after(canvas.select(on_click, [state, mode, radius], edit_outputs))
         end_track.click(on_end, [state], edit_outputs)
-        clear_brush.click(on_clear, [state], edit_outputs).then(**watch)
-        delete.click(on_delete, [state, pick], edit_outputs).then(**watch)
+        watch_after(clear_brush.click(on_clear, [state], edit_outputs))
+        watch_after(delete.click(on_delete, [state, pick], edit_outputs))
         pick.input(on_pick, [state, pick], [strength, error])
-        strength.release(on_strength, [state, pick, strength], edit_outputs).then(**watch)
+        watch_after(strength.release(on_strength, [state, pick, strength], edit_outputs))
         for slider in (pan_x, pan_y, zoom, rotate, scale):
-            slider.release(on_camera, [state, pan_x, pan_y, zoom, rotate, scale], edit_outputs).then(**watch)
-        picture_in.upload(uploaded("picture", sessions.load_picture), [state, picture_in], edit_outputs).then(**watch)
-        tracks_in.upload(uploaded("tracks", sessions.load_tracks), [state, tracks_in], edit_outputs).then(**watch)
-        brush_in.upload(uploaded("brush", sessions.load_brush), [state, brush_in], edit_outputs).then(**watch)
-        landmark_in.upload(uploaded("landmark", keep("landmark", "landmark")), [state, landmark_in], edit_outputs).then(**watch)
-        video_in.upload(uploaded("video", keep("video", "video")), [state, video_in], edit_outputs).then(**watch)
-        sample.click(on_sample, [state], edit_outputs).then(**watch)
-        drop_inputs.click(on_drop, [state], edit_outputs).then(**watch)
+            watch_after(slider.release(on_camera, [state, pan_x, pan_y, zoom, rotate, scale], edit_outputs))
+        watch_after(picture_in.upload(uploaded("picture", sessions.load_picture), [state, picture_in], edit_outputs))
+        watch_after(tracks_in.upload(uploaded("tracks", sessions.load_tracks), [state, tracks_in], edit_outputs))
+        watch_after(brush_in.upload(uploaded("brush", sessions.load_brush), [state, brush_in], edit_outputs))
+        watch_after(landmark_in.upload(uploaded("landmark", keep("landmark", "landmark")), [state, landmark_in], edit_outputs))
+        watch_after(video_in.upload(uploaded("video", keep("video", "video")), [state, video_in], edit_outputs))
+        watch_after(sample.click(on_sample, [state], edit_outputs))
+        watch_after(drop_inputs.click(on_drop, [state], edit_outputs))
         for box in (backbone, sampler, extra):
             box.change(on_run_settings, [state, *run_inputs], edit_outputs)
         for box in (num_frames, fps):
-            box.blur(on_run_settings, [state, *run_inputs], edit_outputs).then(**watch)
+            watch_after(box.blur(on_run_settings, [state, *run_inputs], edit_outputs))
         for box in (seed, steps, height, width, prompt):
             box.blur(on_run_settings, [state, *run_inputs], edit_outputs)
         rendering = go.click(
@@ -379,12 +419,13 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
 
 def _widget(spec: FieldSpec) -> gr.components.Component:
     """The widget of a plugin field: checkbox, number, dropdown or text, by its type."""
-    label, key, info = f"{spec.key}", f"w-{spec.key}", spec.info or None
+    label, key, info = spec.key, f"w-{spec.key}", spec.info or None
+    elem = {"elem_id": "w-" + spec.key.replace(".", "-"), "interactive": True}
     value = shown(spec)
     if spec.kind == "bool":
-        return gr.Checkbox(value, label=label, info=info, key=key)
+        return gr.Checkbox(value, label=label, info=info, key=key, **elem)
     if spec.kind in ("int", "float"):
-        return gr.Number(value, label=label, info=info, key=key, precision=0 if spec.kind == "int" else None)
+        return gr.Number(value, label=label, info=info, key=key, **elem, precision=0 if spec.kind == "int" else None, step=1 if spec.kind == "int" else 0.01)
     if spec.choices:
-        return gr.Dropdown(list(spec.choices), value=value, label=label, info=info, key=key)
-    return gr.Textbox(value, label=label, info=info, key=key, placeholder="empty: none" if spec.optional else None)
+        return gr.Dropdown(list(spec.choices), value=value, label=label, info=info, key=key, **elem)
+    return gr.Textbox(value, label=label, info=info, key=key, **elem, placeholder="empty: none" if spec.optional else None)

@@ -43,11 +43,11 @@ def overlay(picture: np.ndarray, controls: Controls) -> np.ndarray:
             continue  # draw_hint's ring marks it
         for k, (x, y) in enumerate(track.points):
             colour = PICKED if controls.selected == (t, k) else KNOT
-            centre = (int(round(x)), int(round(y)))
+            centre = (round(x), round(y))
             cv2.circle(canvas, centre, radius + 1, OUTLINE, -1, cv2.LINE_AA)
             cv2.circle(canvas, centre, radius, colour, -1, cv2.LINE_AA)
     if controls.selected is not None:
         t, k = controls.selected
         x, y = controls.tracks[t].points[k]
-        cv2.circle(canvas, (int(round(x)), int(round(y))), radius * 3, PICKED, max(1, radius // 2), cv2.LINE_AA)
+        cv2.circle(canvas, (round(x), round(y)), radius * 3, PICKED, max(1, radius // 2), cv2.LINE_AA)
     return canvas

@@ -25,11 +25,11 @@ PREVIEW_CRF = 23
 
 @dataclass(frozen=True)
 class Preview:
-    """The files of one preview, how long it took and what it shows."""
+    """One preview: its clip's file, the run it came from (for its flow), how long it took and what it shows."""
 
     video: Path  # the warp preview, H.264
-    flow: Path  # the plan's flow in the colour wheel, H.264, half size
-    seconds: float  # from the call to both files written
+    run: Video  # the engine's result, frames and plan
+    seconds: float  # from the call to the clip written
     size: tuple[int, int]  # (W, H)
     num_frames: int
 
@@ -69,17 +69,23 @@ def flow_colours(video: Video) -> np.ndarray:
 
 
 def preview(controls: Controls, files: Path, out: Path, name: str) -> Preview:
-    """Run the controls on the warp backbone with nothing saved and write out/<name>.mp4 and out/<name>-flow.mp4."""
+    """Run the controls on the warp backbone with nothing saved and write the clip as out/<name>.mp4."""
     start = time.perf_counter()
     controls.write_files(files)
     overrides = [*controls.overrides(files, backbone="warp"), "output.save=false", "progress=false"]
     video = run_engine(overrides)
     out.mkdir(parents=True, exist_ok=True)
-    clip, flow = out / f"{name}.mp4", out / f"{name}-flow.mp4"
+    clip = out / f"{name}.mp4"
     write_quick_mp4(clip, video.frames, video.fps)
-    write_quick_mp4(flow, flow_colours(video), video.fps)
     height, width = video.frames.shape[1:3]
-    return Preview(clip, flow, round(time.perf_counter() - start, 3), (width, height), len(video.frames))
+    return Preview(clip, video, round(time.perf_counter() - start, 3), (width, height), len(video.frames))
+
+
+def flow_preview(made: Preview) -> Path:
+    """Write the preview's flow in the colour wheel beside its clip (<name>-flow.mp4), at half size."""
+    flow = made.video.with_name(made.video.stem + "-flow.mp4")
+    write_quick_mp4(flow, flow_colours(made.run), made.run.fps)
+    return flow
 
 
 def picture_array(image: torch.Tensor) -> np.ndarray:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import shutil
 import threading
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from motionforge.core.errors import MotionforgeError
 from motionforge.core.types import Step
@@ -83,7 +83,9 @@ def render(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     flow, hint = run / "flow.mp4", run / "hint.png"
-    return Rendered(run, take, command, run / "animation.mp4", flow if flow.exists() else None, hint if hint.exists() else None, bundle)
+    return Rendered(
+        run, take, command, run / "animation.mp4", flow if flow.exists() else None, hint if hint.exists() else None, bundle
+    )
 
 
 def _path(path: Path) -> str:

@@ -8,6 +8,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,7 @@ class Session:
     renders: int = 0
     edited: float = 0.0  # perf_counter time of the last edit, for the preview's latency
     cancel: threading.Event = field(default_factory=threading.Event)
+    last: Any = None  # the latest Preview, whose flow is drawn next
 
     @property
     def files(self) -> Path:
@@ -107,7 +109,11 @@ def load_sample(session: Session) -> None:
     keep = session.controls
     session.picture = fresh.picture
     session.controls = Controls(
-        size=fresh.controls.size, tracks=fresh.controls.tracks, backbone=keep.backbone, sampler=keep.sampler, settings=keep.settings
+        size=fresh.controls.size,
+        tracks=fresh.controls.tracks,
+        backbone=keep.backbone,
+        sampler=keep.sampler,
+        settings=keep.settings,
     )
 
 

@@ -27,7 +27,7 @@ COMMAND_NAME = "command.sh"
 DRAWN_ADAPTERS = ("trajectory", "brush", "camera", "motion_strength", "landmark", "dense_flow")  # set by the page's own controls
 PICK_RADIUS = 12.0  # pixels: how near a click must be to a point to pick it
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")  # strings Hydra reads unquoted as themselves
-_NUMBER = re.compile(r"[-+]?(\d[\d_]*\.?[\d_]*(e[-+]?\d+)?|inf|nan)", re.I)
+_NUMBER = re.compile(r"[-+]?(\d[\d_]*\.?[\d_]*(e[-+]?\d+)?|inf|nan)", re.IGNORECASE)
 _KEYWORDS = ("true", "false", "null", "inf", "nan")
 
 
@@ -114,7 +114,7 @@ class Controls:
             import cv2
 
             canvas = np.zeros((height, width), dtype=np.uint8) if self.mask is None else self.mask.astype(np.uint8)
-            cv2.circle(canvas, (int(round(x)), int(round(y))), max(1, int(round(radius))), 0 if mode == "erase" else 1, -1)
+            cv2.circle(canvas, (round(x), round(y)), max(1, round(radius)), 0 if mode == "erase" else 1, -1)
             self.mask = canvas.astype(bool)
         else:
             raise InputError(f"unknown drawing mode {mode!r}; choose track, pin, move, brush or erase")

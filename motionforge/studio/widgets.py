@@ -95,7 +95,9 @@ def shown(spec: FieldSpec) -> Any:
         return spec.default
     if spec.kind == "str":
         return "" if spec.default is None else spec.default
-    return "" if spec.default is None else yaml.safe_dump(spec.default, default_flow_style=True).strip().removesuffix("...").strip()
+    return (
+        "" if spec.default is None else yaml.safe_dump(spec.default, default_flow_style=True).strip().removesuffix("...").strip()
+    )
 
 
 def _plain(value: Any) -> bool:
@@ -142,7 +144,9 @@ def read_value(spec: FieldSpec, raw: Any, allowed: list[Path]) -> Any:
 def check_path(key: str, text: str, allowed: list[Path]) -> None:
     """Refuse a string that names a file or folder outside the allowed folders, or that asks Hydra to interpolate."""
     if "${" in text:
-        raise InputError(f"{key}={text} asks for an interpolation (${{…}}), which the studio does not take from the page; type the value itself")
+        raise InputError(
+            f"{key}={text} asks for an interpolation (${{…}}), which the studio does not take from the page; type the value itself"
+        )
     looks = any(sep in text for sep in ("/", "\\")) or text.startswith(("~", ".")) or (text and os.path.exists(text))
     if not looks:
         return

@@ -54,7 +54,7 @@ class Page:
         shown = image.size
         dx = (x + 0.5) * shown["width"] / natural[0] - shown["width"] / 2
         dy = (y + 0.5) * shown["height"] / natural[1] - shown["height"] / 2
-        ActionChains(self.driver).move_to_element_with_offset(image, int(round(dx)), int(round(dy))).click().perform()
+        ActionChains(self.driver).move_to_element_with_offset(image, round(dx), round(dy)).click().perform()
         self.wait_preview(before)
 
     def wait_preview(self, before: str) -> None:
@@ -70,6 +70,7 @@ class Page:
     def press(self, css: str) -> None:
         """Click a button."""
         element = wait_for(lambda: (e := self.find(css)) is not None and e.is_displayed() and e, 60, css)
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
         element.click()
 
     def idle(self) -> None:
@@ -81,7 +82,10 @@ class Page:
         """Type a value into a number box and leave it."""
         from selenium.webdriver.common.keys import Keys
 
-        box = self.find(f"{css} input")
+        from selenium.webdriver.common.by import By
+
+        shown = lambda: [e for e in self.driver.find_elements(By.CSS_SELECTOR, f"{css} input") if e.is_displayed()]  # noqa: E731
+        box = wait_for(shown, 30, f"the box {css}")[0]
         box.send_keys(Keys.CONTROL, "a")
         box.send_keys(value, Keys.TAB)
 
@@ -98,10 +102,10 @@ def test_draw_preview_render_and_reproduce_from_the_command(studio, browser, dow
     page = Page(browser, address)
     start = time.perf_counter()
     page.press("#studio-end-track")  # the sample's own tracks are loaded; start a new one
-    page.click_picture(60, 300)
-    page.click_picture(110, 280)
+    page.click_picture(150, 330)  # a track on the arm: two clicks
+    page.click_picture(200, 290)
     page.choose_mode("paint brush")
-    page.click_picture(90, 300)
+    page.click_picture(150, 330)  # the arm brushed: only it moves along its track
     wait_for(lambda: page.find("#dl-brush") is not None and page.find("#dl-brush").is_displayed(), 30, "the brush download")
     print(f"four edits, each with its preview: {time.perf_counter() - start:.1f} s")
     if shots is not None:
@@ -109,6 +113,10 @@ def test_draw_preview_render_and_reproduce_from_the_command(studio, browser, dow
         shots.mkdir(parents=True, exist_ok=True)
         save_shot(browser, shots / "studio-draw.png", "#studio-canvas", "#studio-flow")
 
+    page.press("#run-backbone-settings .label-wrap")  # the warp backbone's Config fields, as widgets of their type
+    assert page.find("#w-backbone-padding input") is not None  # a str field whose comment lists its choices: a dropdown
+    page.set_number("#w-backbone-occlusion", "0.75")
+    wait_for(lambda: "backbone.occlusion=0.75" in page.text("#run-command"), 30, "the setting in the command")
     page.press("#run-render")
     wait_for(lambda: page.find("#dl-command") is not None and page.find("#dl-command").is_displayed(), 60, "the render")
     if shots is not None:
@@ -120,9 +128,9 @@ def test_draw_preview_render_and_reproduce_from_the_command(studio, browser, dow
 
     tracks = json.loads((downloads / "tracks.json").read_text())["tracks"]
     assert len(tracks) == 5  # the sample's four and the new one
-    assert np.allclose(tracks[-1]["points"], [[60, 300], [110, 280]], atol=1.5)
-    mask = np.asarray(Image.open(downloads / "brush.png")) > 0
-    assert mask[300, 90] and not mask[300, 200]
+    assert np.allclose(tracks[-1]["points"], [[150, 330], [200, 290]], atol=1.5)
+    mask = np.asarray(Image.open(downloads / "brush.png")) > 0  # [H, W]
+    assert mask[330, 150] and mask[330, 170] and not mask[330, 200]
 
     command = (downloads / "command.sh").read_text().strip()
     assert command.startswith("motionforge animate ") and "adapters=[trajectory,brush]" in command
@@ -144,8 +152,9 @@ def test_bad_input_shows_the_command_lines_sentence(studio, browser, capsys) -> 
     page.set_number("#run-frames", "1")
     wait_for(lambda: "error" in page.text("#studio-error"), 30, "the error line")
     assert main(["animate", "num_frames=1", "output.save=false"]) == 2
-    cli = capsys.readouterr().err.strip().removeprefix("error: ")
-    assert page.text("#studio-error").removeprefix("error:").strip() == cli
+    cli = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")).removeprefix("error: ")
+    shown = next(line for line in page.text("#studio-error").splitlines() if line.startswith("error:"))
+    assert shown.removeprefix("error:").strip() == cli
 
 
 def save_shot(driver, path: Path, first: str, last: str) -> None:
@@ -154,6 +163,9 @@ def save_shot(driver, path: Path, first: str, last: str) -> None:
 
     from selenium.webdriver.common.by import By
 
+    seek_end = "document.querySelectorAll('video').forEach(v => { v.pause(); v.currentTime = Math.max(0, v.duration - 0.2); })"
+    driver.execute_script(seek_end)  # show the clips' late frames, where the motion is
+    time.sleep(0.5)
     size = driver.get_window_size()
     height = driver.execute_script("return document.body.scrollHeight")
     driver.set_window_size(size["width"], height + 200)  # the whole page in one screenshot
