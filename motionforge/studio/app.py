@@ -24,7 +24,7 @@ from motionforge.studio.draw import overlay
 from motionforge.studio.preview import flow_preview, preview
 from motionforge.studio.render import render
 from motionforge.studio.state import DRAWN_ADAPTERS, Controls, command_line
-from motionforge.studio.widgets import FieldSpec, field_specs, is_default, read_value, shown
+from motionforge.studio.widgets import FieldSpec, check_text, field_specs, is_default, read_value, shown
 
 MODES = [
     ("add a track point", "track"),
@@ -94,6 +94,7 @@ def apply_run(controls: Controls, values: dict[str, Any]) -> None:
         raise InputError("fps needs a number; type one in")
     controls.fps = float(values["fps"])
     controls.prompt = values["prompt"] or ""
+    check_text("prompt", controls.prompt)
     for key in ("height", "width"):
         number = values[key]
         controls.__setattr__(key, int(number) if number else None)
