@@ -287,7 +287,9 @@ def studio_command(argv: Sequence[str]) -> int:
     """``motionforge studio``: serve the drawing page on a local address (127.0.0.1 unless --host says otherwise)."""
     from motionforge.studio import DEFAULT_HOST, DEFAULT_PORT, launch
 
-    parser = argparse.ArgumentParser(prog="motionforge studio", description="Draw the motion in a browser, preview and render it.")
+    parser = argparse.ArgumentParser(
+        prog="motionforge studio", description="Draw the motion in a browser, preview and render it."
+    )
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"the address to serve on ({DEFAULT_HOST}: this machine only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the port ({DEFAULT_PORT})")
     parser.add_argument(

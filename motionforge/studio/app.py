@@ -426,7 +426,15 @@ def _widget(spec: FieldSpec) -> gr.components.Component:
     if spec.kind == "bool":
         return gr.Checkbox(value, label=label, info=info, key=key, **elem)
     if spec.kind in ("int", "float"):
-        return gr.Number(value, label=label, info=info, key=key, **elem, precision=0 if spec.kind == "int" else None, step=1 if spec.kind == "int" else 0.01)
+        return gr.Number(
+            value,
+            label=label,
+            info=info,
+            key=key,
+            **elem,
+            precision=0 if spec.kind == "int" else None,
+            step=1 if spec.kind == "int" else 0.01,
+        )
     if spec.choices:
         return gr.Dropdown(list(spec.choices), value=value, label=label, info=info, key=key, **elem)
     return gr.Textbox(value, label=label, info=info, key=key, **elem, placeholder="empty: none" if spec.optional else None)

@@ -141,12 +141,17 @@ def read_value(spec: FieldSpec, raw: Any, allowed: list[Path]) -> Any:
     return text
 
 
-def check_path(key: str, text: str, allowed: list[Path]) -> None:
-    """Refuse a string that names a file or folder outside the allowed folders, or that asks Hydra to interpolate."""
+def check_text(key: str, text: str) -> None:
+    """Refuse a string from the page that asks the config to interpolate (${…} would read other keys or the environment)."""
     if "${" in text:
         raise InputError(
             f"{key}={text} asks for an interpolation (${{…}}), which the studio does not take from the page; type the value itself"
         )
+
+
+def check_path(key: str, text: str, allowed: list[Path]) -> None:
+    """Refuse a string that names a file or folder outside the allowed folders, or that asks Hydra to interpolate."""
+    check_text(key, text)
     looks = any(sep in text for sep in ("/", "\\")) or text.startswith(("~", ".")) or (text and os.path.exists(text))
     if not looks:
         return

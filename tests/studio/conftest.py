@@ -84,6 +84,6 @@ def browser(downloads: Path) -> Iterator[object]:
 
 @pytest.fixture
 def shots() -> Path | None:
-    """Where to write the README's screenshots (MOTIONFORGE_STUDIO_SHOTS), or None."""
+    """Where to write the README's screenshots (MOTIONFORGE_STUDIO_SHOTS, relative to the repository's root), or None."""
     folder = os.environ.get(SHOTS_ENV)
-    return Path(folder).resolve() if folder else None
+    return Path(__file__).resolve().parents[2] / folder if folder else None

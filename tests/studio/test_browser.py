@@ -80,11 +80,10 @@ class Page:
 
     def set_number(self, css: str, value: str) -> None:
         """Type a value into a number box and leave it."""
+        from selenium.webdriver.common.by import By
         from selenium.webdriver.common.keys import Keys
 
-        from selenium.webdriver.common.by import By
-
-        shown = lambda: [e for e in self.driver.find_elements(By.CSS_SELECTOR, f"{css} input") if e.is_displayed()]  # noqa: E731
+        shown = lambda: [e for e in self.driver.find_elements(By.CSS_SELECTOR, f"{css} input") if e.is_displayed()]
         box = wait_for(shown, 30, f"the box {css}")[0]
         box.send_keys(Keys.CONTROL, "a")
         box.send_keys(value, Keys.TAB)

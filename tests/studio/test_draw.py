@@ -28,7 +28,7 @@ def test_the_overlay_marks_the_curve_between_the_knots_and_leaves_the_rest() -> 
     drawn = overlay(picture, Controls(size=(160, 120), tracks=[Track(knots)]))
     changed = np.abs(drawn.astype(int) - picture).sum(axis=2) > 0  # [H, W]
     for x, y in resample_track(np.asarray(knots), 9)[1:-1]:  # points of the curve itself, off the knots
-        assert changed[int(round(y)), int(round(x))], (x, y)
+        assert changed[round(y), round(x)], (x, y)
     assert not changed[110, 150] and not changed[5, 5]
 
 

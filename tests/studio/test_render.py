@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from motionforge.cli import main
-from motionforge.studio.preview import flow_preview, preview
 from motionforge.studio.render import Cancelled, render
 from motionforge.studio.state import Controls, Track
 
@@ -28,7 +27,13 @@ def test_the_command_reproduces_the_render_byte_for_byte(tmp_path: Path, small_i
     files.mkdir()
     (files / "picture.png").write_bytes(small_image.read_bytes())
     made = render(small_controls("picture.png"), files, tmp_path / "render", threading.Event())
-    assert sorted(p.name for p in made.take.iterdir()) == ["brush.png", "command.sh", "motionforge-run.zip", "picture.png", "tracks.json"]
+    assert sorted(p.name for p in made.take.iterdir()) == [
+        "brush.png",
+        "command.sh",
+        "motionforge-run.zip",
+        "picture.png",
+        "tracks.json",
+    ]
     assert made.video.is_file() and made.hint is not None and made.flow is not None
     monkeypatch.chdir(made.take)
     command = (made.take / "command.sh").read_text().strip()
@@ -43,12 +48,3 @@ def test_a_cancelled_render_keeps_nothing(tmp_path: Path) -> None:
     with pytest.raises(Cancelled, match="cancelled"):
         render(small_controls(), tmp_path / "files", tmp_path / "render", cancel)
     assert not (tmp_path / "render").exists()
-
-
-def test_the_preview_runs_the_warp_backbone_and_writes_its_clip_and_flow(tmp_path: Path) -> None:
-    controls = small_controls()
-    controls.backbone = "svd_tiny"  # the preview is the warp preview, whatever renders
-    controls.settings = {"backbone.fps": 9}  # a setting of the render's backbone, not of the preview's
-    made = preview(controls, tmp_path / "files", tmp_path / "out", "p1")
-    assert made.video.stat().st_size > 0 and made.num_frames == 4 and made.size == (64, 64)
-    assert flow_preview(made).name == "p1-flow.mp4"

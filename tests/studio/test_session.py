@@ -65,7 +65,7 @@ def test_a_control_files_name_is_never_taken_by_an_upload() -> None:
 
 def test_a_track_file_and_a_mask_load_into_the_editor(tmp_path: Path) -> None:
     session = sessions.sample_session(tmp_path)
-    (tmp_path / "t.json").write_text('[[[10, 10], [40, 20]]]')
+    (tmp_path / "t.json").write_text("[[[10, 10], [40, 20]]]")
     sessions.load_tracks(session, tmp_path / "t.json")
     assert [t.points for t in session.controls.tracks] == [[(10.0, 10.0), (40.0, 20.0)]]
     mask = np.zeros((512, 512), np.uint8)

@@ -78,7 +78,9 @@ def test_the_overrides_compose_into_the_run_config(tmp_path) -> None:
 
 
 def test_the_command_line_quotes_awkward_names_for_the_shell_and_hydra() -> None:
-    controls = Controls(size=(100, 80), image="my photo's [1].jpg", prompt='a "rocket", lifting off', tracks=[Track([(1, 2), (3, 4)])])
+    controls = Controls(
+        size=(100, 80), image="my photo's [1].jpg", prompt='a "rocket", lifting off', tracks=[Track([(1, 2), (3, 4)])]
+    )
     controls.settings = {"backbone.padding": "true"}  # a string that Hydra would read as a bool unquoted
     line = command_line(controls.overrides(None))
     words = shlex.split(line)
@@ -114,4 +116,7 @@ def test_a_brush_mask_of_another_size_is_resized_and_an_empty_one_refused(tmp_pa
 
 def test_the_tracks_json_is_the_documented_format() -> None:
     controls = Controls(size=(64, 48), tracks=[Track([(1.234, 2.0), (3.0, 4.0)], strength=2.0), Track([(9.0, 9.0)])])
-    assert json.loads(json.dumps(controls.tracks_json())) == {"size": [64, 48], "tracks": [{"points": [[1.23, 2.0], [3.0, 4.0]], "strength": 2.0}]}
+    assert json.loads(json.dumps(controls.tracks_json())) == {
+        "size": [64, 48],
+        "tracks": [{"points": [[1.23, 2.0], [3.0, 4.0]], "strength": 2.0}],
+    }
