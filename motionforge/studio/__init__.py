@@ -23,7 +23,7 @@ def launch(host: str = DEFAULT_HOST, port: int | None = DEFAULT_PORT, allow: lis
     ``block=False`` returns at once with the server running in the background (tests); close it with ``demo.close()``.
     """
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    from motionforge.studio.app import _theme, build_app
+    from motionforge.studio.app import DRAG_JS, _theme, build_app
     from motionforge.studio.session import MAX_UPLOAD_MB
 
     root = Path(tempfile.mkdtemp(prefix="motionforge-studio-"))
@@ -40,6 +40,7 @@ def launch(host: str = DEFAULT_HOST, port: int | None = DEFAULT_PORT, allow: lis
             theme=_theme(),
             ssr_mode=False,
             footer_links=[],
+            js=DRAG_JS,
         )
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)

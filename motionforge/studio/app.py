@@ -7,6 +7,7 @@ messages) are shown in the page's error line instead of raised.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import time
 from collections.abc import Callable
@@ -34,7 +35,57 @@ MODES = [
     ("erase brush", "erase"),
 ]
 RUN_KEYS = ("backbone", "sampler", "extra_adapters", "num_frames", "fps", "seed", "steps", "prompt", "height", "width")
-HIDDEN = "hidden"
+MAX_DRAG_POINTS = 4000  # points a drag may send
+# The page's drag gesture on the picture: a press, a move of more than 4 screen pixels and a release send the path
+# (picture pixels) through a hidden text box and button; a plain click stays Gradio's select event.
+DRAG_JS = """
+() => {
+  const drag = {down: null, path: [], moved: false, swallow: false};
+  const picture = (ev) => {
+    const img = ev.target && ev.target.closest ? ev.target.closest('#studio-canvas img') : null;
+    return img && img.naturalWidth ? img : null;
+  };
+  const pixel = (img, ev) => {
+    const r = img.getBoundingClientRect();
+    let sx = r.width / img.naturalWidth, sy = r.height / img.naturalHeight, ox = 0, oy = 0;
+    if (getComputedStyle(img).objectFit === 'contain') {
+      sx = sy = Math.min(sx, sy);
+      ox = (r.width - img.naturalWidth * sx) / 2;
+      oy = (r.height - img.naturalHeight * sy) / 2;
+    }
+    return [(ev.clientX - r.left - ox) / sx - 0.5, (ev.clientY - r.top - oy) / sy - 0.5];
+  };
+  document.addEventListener('mousedown', (ev) => {
+    const img = picture(ev);
+    if (!img || ev.button !== 0) return;
+    ev.preventDefault();
+    drag.down = {img: img, x: ev.clientX, y: ev.clientY};
+    drag.path = [pixel(img, ev)];
+    drag.moved = false;
+  }, true);
+  document.addEventListener('mousemove', (ev) => {
+    if (!drag.down) return;
+    if (Math.hypot(ev.clientX - drag.down.x, ev.clientY - drag.down.y) > 4) drag.moved = true;
+    if (drag.moved) drag.path.push(pixel(drag.down.img, ev));
+  }, true);
+  document.addEventListener('mouseup', (ev) => {
+    if (!drag.down) return;
+    const img = drag.down.img;
+    drag.down = null;
+    if (!drag.moved) return;
+    drag.swallow = true;
+    drag.path.push(pixel(img, ev));
+    const box = document.querySelector('#studio-drag textarea, #studio-drag input');
+    box.value = JSON.stringify(drag.path);
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+    setTimeout(() => document.querySelector('#studio-drag-go').click(), 60);
+  }, true);
+  document.addEventListener('click', (ev) => {
+    if (drag.swallow && picture(ev)) { ev.stopPropagation(); ev.preventDefault(); }
+    drag.swallow = false;
+  }, true);
+}
+"""
 
 
 def _theme() -> gr.themes.Base:
@@ -117,7 +168,9 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
                 canvas = gr.Image(
                     label="picture: click to draw", interactive=False, format="png", elem_id="studio-canvas", buttons=[]
                 )
-                mode = gr.Radio(MODES, value="track", label="a click will", elem_id="studio-mode")
+                mode = gr.Radio(MODES, value="track", label="a click (or a drag) will", elem_id="studio-mode")
+                drag_path = gr.Textbox("", visible="hidden", elem_id="studio-drag")
+                drag_go = gr.Button("drag", visible="hidden", elem_id="studio-drag-go")
                 with gr.Row():
                     end_track = gr.Button("finish track", elem_id="studio-end-track", size="sm")
                     radius = gr.Slider(2, 120, value=24, step=1, label="brush radius (px)", elem_id="studio-radius")
@@ -254,6 +307,11 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
             return drawn(session)
 
         @guard
+        def on_drag(session: sessions.Session, how: str, size: float, payload: str) -> dict:
+            session.controls.drag(how, read_path(payload), size)
+            return drawn(session)
+
+        @guard
         def on_end(session: sessions.Session) -> dict:
             session.controls.end_track()
             return drawn(session)
@@ -387,6 +445,7 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
 
         watch_after(demo.load(start, [state], edit_outputs))
         watch_after(canvas.select(on_click, [state, mode, radius], edit_outputs))
+        watch_after(drag_go.click(on_drag, [state, mode, radius, drag_path], edit_outputs))
         end_track.click(on_end, [state], edit_outputs)
         watch_after(clear_brush.click(on_clear, [state], edit_outputs))
         watch_after(delete.click(on_delete, [state, pick], edit_outputs))
@@ -416,6 +475,23 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
         )
         stop.click(on_cancel, [state], [error], cancels=[rendering])
     return demo
+
+
+def read_path(payload: str) -> list[tuple[float, float]]:
+    """The path a drag sent: a JSON list of [x, y] picture pixels, checked."""
+    import json
+
+    from motionforge.core.errors import InputError
+
+    try:
+        points = json.loads(payload)
+    except (TypeError, ValueError):
+        points = None
+    if not (isinstance(points, list) and 2 <= len(points) <= MAX_DRAG_POINTS) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in p) for p in points
+    ):
+        raise InputError("the drag did not arrive as a path of points; drag again")
+    return [(float(x), float(y)) for x, y in points]
 
 
 def _widget(spec: FieldSpec) -> gr.components.Component:

@@ -26,6 +26,7 @@ BRUSH_NAME = "brush.png"
 COMMAND_NAME = "command.sh"
 DRAWN_ADAPTERS = ("trajectory", "brush", "camera", "motion_strength", "landmark", "dense_flow")  # set by the page's own controls
 PICK_RADIUS = 12.0  # pixels: how near a click must be to a point to pick it
+TRACK_KNOTS = 5  # knots of a track drawn with one drag
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")  # strings Hydra reads unquoted as themselves
 _NUMBER = re.compile(r"[-+]?(\d[\d_]*\.?[\d_]*(e[-+]?\d+)?|inf|nan)", re.IGNORECASE)
 _KEYWORDS = ("true", "false", "null", "inf", "nan")
@@ -118,6 +119,35 @@ class Controls:
             self.mask = canvas.astype(bool)
         else:
             raise InputError(f"unknown drawing mode {mode!r}; choose track, pin, move, brush or erase")
+
+    def drag(self, mode: str, path: list[tuple[float, float]], radius: float = 20.0) -> None:
+        """Apply one drag across the picture along path: move the point it starts on, paint or erase a stroke, or draw a track."""
+        width, height = self.size
+        path = [(min(max(float(x), 0.0), width - 1.0), min(max(float(y), 0.0), height - 1.0)) for x, y in path]
+        if len(path) < 2:
+            raise InputError("a drag needs a start and an end; click instead to place one point")
+        if mode == "move":
+            self.selected = self.picked(*path[0])
+            if self.selected is None:
+                raise InputError(
+                    f"no point within {PICK_RADIUS:g} px of where the drag started; start it on a point (a white dot)"
+                )
+            self.click("move", *path[-1])
+        elif mode in ("brush", "erase"):
+            import cv2
+
+            canvas = np.zeros((height, width), dtype=np.uint8) if self.mask is None else self.mask.astype(np.uint8)
+            line = np.rint(np.asarray(path)).astype(np.int32)  # [P, 2]
+            ink, thickness = (0 if mode == "erase" else 1), max(1, round(radius))
+            cv2.polylines(canvas, [line], False, ink, 2 * thickness)
+            for x, y in line[[0, -1]]:
+                cv2.circle(canvas, (int(x), int(y)), thickness, ink, -1)
+            self.mask = canvas.astype(bool)
+        elif mode == "track":
+            self.tracks.append(Track(knots_along(path)))
+            self.active = None
+        else:
+            self.click(mode, *path[-1])
 
     def end_track(self) -> None:
         """Finish the track being drawn: the next click in track mode starts a new one (a one-knot track is dropped)."""
@@ -231,6 +261,18 @@ class Controls:
         mask = None if self.mask is None else self.mask.copy()
         tracks = [Track(list(t.points), t.strength) for t in self.tracks]
         return replace(self, tracks=tracks, mask=mask, camera=replace(self.camera), settings=dict(self.settings))
+
+
+def knots_along(path: list[tuple[float, float]], most: int = TRACK_KNOTS) -> list[tuple[float, float]]:
+    """At most ``most`` knots spread evenly along a drawn path's length, its ends kept: the track a drag draws."""
+    points = np.asarray(path, dtype=np.float64)  # [P, 2]
+    length = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])  # [P] arc length
+    if length[-1] == 0:
+        return [tuple(points[0])] * 2
+    count = int(min(most, max(2, len(points))))
+    at = np.linspace(0.0, length[-1], count)
+    knots = np.stack([np.interp(at, length, points[:, 0]), np.interp(at, length, points[:, 1])], axis=1)  # [K, 2]
+    return [(round(float(x), 2), round(float(y), 2)) for x, y in knots]
 
 
 def _num(value: float) -> str:

@@ -3,6 +3,7 @@ download the command and the control files, run the command, and get the render'
 
 from __future__ import annotations
 
+import itertools
 import json
 import shlex
 import time
@@ -57,6 +58,27 @@ class Page:
         ActionChains(self.driver).move_to_element_with_offset(image, round(dx), round(dy)).click().perform()
         self.wait_preview(before)
 
+    def drag_picture(self, path: list[tuple[float, float]]) -> None:
+        """Press on the picture at the path's first pixel, move through the others, release; wait for the preview."""
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        before = self.text("#studio-preview-info")
+        image = self.canvas_image()
+        natural = self.driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", image)
+        scale = image.size["width"] / natural[0], image.size["height"] / natural[1]
+        offsets = [
+            ((x + 0.5) * scale[0] - image.size["width"] / 2, (y + 0.5) * scale[1] - image.size["height"] / 2) for x, y in path
+        ]
+        actions = (
+            ActionChains(self.driver)
+            .move_to_element_with_offset(image, round(offsets[0][0]), round(offsets[0][1]))
+            .click_and_hold()
+        )
+        for (x0, y0), (x1, y1) in itertools.pairwise(offsets):
+            actions = actions.move_by_offset(round(x1 - x0), round(y1 - y0))
+        actions.release().perform()
+        self.wait_preview(before)
+
     def wait_preview(self, before: str) -> None:
         """Wait for a new preview (its line changes with every one)."""
         wait_for(lambda: self.text("#studio-preview-info") not in ("", before), 60, "the preview after the edit")
@@ -102,9 +124,11 @@ def test_draw_preview_render_and_reproduce_from_the_command(studio, browser, dow
     start = time.perf_counter()
     page.press("#studio-end-track")  # the sample's own tracks are loaded; start a new one
     page.click_picture(150, 330)  # a track on the arm: two clicks
-    page.click_picture(200, 290)
+    page.click_picture(190, 300)
+    page.choose_mode("move a point")
+    page.drag_picture([(190, 300), (195, 295), (200, 290)])  # its end dragged further
     page.choose_mode("paint brush")
-    page.click_picture(150, 330)  # the arm brushed: only it moves along its track
+    page.drag_picture([(130, 340), (150, 330), (170, 320)])  # the arm brushed with a stroke: only it moves along its track
     wait_for(lambda: page.find("#dl-brush") is not None and page.find("#dl-brush").is_displayed(), 30, "the brush download")
     print(f"four edits, each with its preview: {time.perf_counter() - start:.1f} s")
     if shots is not None:
@@ -129,7 +153,7 @@ def test_draw_preview_render_and_reproduce_from_the_command(studio, browser, dow
     assert len(tracks) == 5  # the sample's four and the new one
     assert np.allclose(tracks[-1]["points"], [[150, 330], [200, 290]], atol=1.5)
     mask = np.asarray(Image.open(downloads / "brush.png")) > 0  # [H, W]
-    assert mask[330, 150] and mask[330, 170] and not mask[330, 200]
+    assert mask[330, 150] and mask[340, 130] and mask[320, 170] and not mask[330, 220]
 
     command = (downloads / "command.sh").read_text().strip()
     assert command.startswith("motionforge animate ") and "adapters=[trajectory,brush]" in command

@@ -120,3 +120,20 @@ def test_the_tracks_json_is_the_documented_format() -> None:
         "size": [64, 48],
         "tracks": [{"points": [[1.23, 2.0], [3.0, 4.0]], "strength": 2.0}],
     }
+
+
+def test_a_drag_moves_the_point_it_starts_on_paints_a_stroke_or_draws_a_track() -> None:
+    controls = Controls(size=(100, 80), tracks=[Track([(10, 10), (30, 10)])])
+    controls.drag("move", [(31, 11), (50, 30), (60, 40)])
+    assert controls.tracks[0].points == [(10, 10), (60, 40)]
+    controls.drag("brush", [(10, 60), (90, 60)], radius=3)
+    assert controls.mask[60, 10:91].all() and not controls.mask[50, 50]
+    controls.drag("erase", [(40, 60), (60, 60)], radius=3)
+    assert not controls.mask[60, 45:56].any() and controls.mask[60, 20]
+    controls.drag("track", [(0, 0), (10, 0), (20, 0), (30, 0), (40, 0), (50, 0), (60, 0), (70, 0), (80, 0)])
+    assert controls.tracks[-1].points == [(0, 0), (20, 0), (40, 0), (60, 0), (80, 0)]  # five knots, evenly along it
+
+
+def test_a_drag_that_starts_off_every_point_is_one_sentence() -> None:
+    with pytest.raises(InputError, match="no point within 12 px of where the drag started"):
+        Controls(size=(100, 80), tracks=[Track([(10, 10), (30, 10)])]).drag("move", [(80, 70), (90, 70)])
