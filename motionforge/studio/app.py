@@ -185,7 +185,7 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
                     zoom = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="zoom over the clip")
                     rotate = gr.Slider(-45, 45, value=0, step=1, label="rotation over the clip (degrees)")
                     scale = gr.Slider(0, 3, value=1, step=0.05, label="motion strength (× the drawn motion)")
-                with gr.Accordion("load a picture or control files", open=False):
+                with gr.Accordion("load a picture or control files", open=False, elem_id="studio-load"):
                     with gr.Row():
                         picture_in = gr.File(
                             label="picture", file_types=list(sessions.UPLOAD_TYPES["picture"]), elem_id="up-picture"

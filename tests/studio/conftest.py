@@ -87,3 +87,14 @@ def shots() -> Path | None:
     """Where to write the README's screenshots (MOTIONFORGE_STUDIO_SHOTS, relative to the repository's root), or None."""
     folder = os.environ.get(SHOTS_ENV)
     return Path(__file__).resolve().parents[2] / folder if folder else None
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """The studio's tests run torch on one thread (the server's previews and the renders share the CPU with the browser)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,7 +15,13 @@ RUN = {"backbone": "warp", "sampler": "single", "extra_adapters": [], "num_frame
 def test_the_run_settings_go_into_the_controls_and_a_new_backbone_drops_the_old_ones_settings() -> None:
     controls = Controls(size=(64, 48), settings={"backbone.occlusion": 0.7, "sampler.step": "euler"})
     apply_run(controls, {**RUN, "backbone": "svd_tiny", "num_frames": 14, "height": 64, "prompt": "a rocket"})
-    assert (controls.backbone, controls.num_frames, controls.height, controls.width, controls.prompt) == ("svd_tiny", 14, 64, None, "a rocket")
+    assert (controls.backbone, controls.num_frames, controls.height, controls.width, controls.prompt) == (
+        "svd_tiny",
+        14,
+        64,
+        None,
+        "a rocket",
+    )
     assert controls.settings == {"sampler.step": "euler"}
 
 

@@ -16,6 +16,7 @@ from PIL import Image
 from motionforge.cli import main
 from tests.studio.conftest import wait_for
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
@@ -167,6 +168,19 @@ def test_draw_preview_render_and_reproduce_from_the_command(studio, browser, dow
     command_frames = sorted((run / "frames").iterdir())
     assert [p.name for p in studio_frames] == [p.name for p in command_frames] and len(studio_frames) == 16
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(studio_frames, command_frames))
+
+
+def test_a_track_file_from_another_tool_loads_into_the_editor(studio, browser) -> None:
+    address, root = studio
+    page = Page(browser, address)
+    before = page.text("#studio-preview-info")
+    page.press("#studio-load .label-wrap")
+    upload = wait_for(lambda: page.find("#up-tracks input[type=file]"), 30, "the track upload")
+    upload.send_keys(str(EXAMPLES / "spline_editor.json"))  # KJNodes SplineEditor's coord_str: a point per frame per spline
+    page.wait_preview(before)
+    newest = max(root.glob("*/files"), key=lambda folder: folder.stat().st_mtime)
+    tracks = json.loads((newest / "tracks.json").read_text())["tracks"]
+    assert len(tracks) == 7 and len(tracks[0]["points"]) == 16 and tracks[0]["points"][0] == [405, 205]
 
 
 def test_bad_input_shows_the_command_lines_sentence(studio, browser, capsys) -> None:

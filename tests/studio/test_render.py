@@ -48,3 +48,25 @@ def test_a_cancelled_render_keeps_nothing(tmp_path: Path) -> None:
     with pytest.raises(Cancelled, match="cancelled"):
         render(small_controls(), tmp_path / "files", tmp_path / "render", cancel)
     assert not (tmp_path / "render").exists()
+
+
+def test_a_diffusion_render_reports_its_progress_stops_when_cancelled_and_its_command_reproduces_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    controls = Controls(size=(512, 512), backbone="animatediff_tiny", steps=2, num_frames=4, height=32, width=32)
+    calls: list[tuple[int, int]] = []
+    made = render(
+        controls, tmp_path / "files", tmp_path / "render", threading.Event(), lambda done, total: calls.append((done, total))
+    )
+    assert calls and calls[-1][0] == calls[-1][1]  # every denoiser call reported, up to the total
+    monkeypatch.chdir(made.take)
+    command = (made.take / "command.sh").read_text().strip()
+    assert "backbone=animatediff_tiny" in command and "steps=2" in command
+    assert main([*shlex.split(command)[1:], f"hydra.run.dir={tmp_path / 'cli'}", "progress=false"]) == 0
+    ours, theirs = sorted((made.run / "frames").iterdir()), sorted((tmp_path / "cli" / "frames").iterdir())
+    assert [p.read_bytes() for p in ours] == [p.read_bytes() for p in theirs]
+
+    cancel = threading.Event()
+    with pytest.raises(Cancelled):
+        render(controls, tmp_path / "files", tmp_path / "again", cancel, lambda done, total: cancel.set())
+    assert not (tmp_path / "again").exists()
