@@ -307,7 +307,10 @@ def studio_command(argv: Sequence[str]) -> int:
     except OSError as exc:
         if _debug():
             raise
-        return _fail(f"the studio cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); choose another --port")
+        reason = exc.strerror or "the port is in use"
+        return _fail(
+            f"the studio cannot listen on {args.host}:{args.port} ({reason}); choose another --port, or stop what uses it"
+        )
     return 0
 
 

@@ -173,6 +173,8 @@ def test_draw_preview_render_and_reproduce_from_the_command(studio, browser, dow
 def test_a_track_file_from_another_tool_loads_into_the_editor(studio, browser) -> None:
     address, root = studio
     page = Page(browser, address)
+    fetched = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert fetched and all(url.startswith(address.rstrip("/")) for url in fetched)  # nothing from the network
     before = page.text("#studio-preview-info")
     page.press("#studio-load .label-wrap")
     upload = wait_for(lambda: page.find("#up-tracks input[type=file]"), 30, "the track upload")

@@ -19,3 +19,12 @@ def test_a_missing_allowed_folder_or_a_bad_port_is_one_line(capsys) -> None:
 def test_the_studio_serves_on_this_machine_only_by_default(studio) -> None:
     address, _ = studio
     assert address.startswith("http://127.0.0.1:")
+
+
+def test_a_port_in_use_is_one_line(studio, capsys) -> None:
+    address, _ = studio
+    port = address.rstrip("/").rsplit(":", 1)[1]
+    assert main(["studio", "--port", port]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: the studio cannot listen on 127.0.0.1:{port} (the port is in use); choose another --port, or stop what uses it"
+    )

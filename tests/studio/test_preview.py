@@ -27,3 +27,19 @@ def test_a_kept_config_is_the_composed_one_and_each_call_gets_its_own_copy() -> 
     assert OmegaConf.to_container(first) == OmegaConf.to_container(compose_config(overrides))
     first.num_frames = 99
     assert composed(overrides).num_frames == 5
+
+
+def test_uploaded_landmarks_and_a_driving_video_drive_the_preview(tmp_path: Path) -> None:
+    from motionforge.studio.session import accept_upload, keep_upload, sample_session
+
+    session = sample_session(tmp_path)
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    for name, kind, attribute in (("landmarks.npy", "landmark", "landmark"), ("driving.mp4", "video", "video")):
+        (uploads / name).write_bytes((examples / name).read_bytes())
+        setattr(session.controls, attribute, keep_upload(session, accept_upload(uploads / name, kind, uploads), kind))
+    session.controls.num_frames, session.controls.height, session.controls.width = 4, 64, 64
+    assert session.controls.adapters() == ["trajectory", "landmark", "dense_flow"]
+    made = preview(session.controls, session.files, tmp_path / "out", "p")
+    assert set(made.run.metadata["adapters"]) == {"trajectory", "landmark", "dense_flow"}
