@@ -35,6 +35,7 @@ MODES = [
     ("erase brush", "erase"),
 ]
 RUN_KEYS = ("backbone", "sampler", "extra_adapters", "num_frames", "fps", "seed", "steps", "prompt", "height", "width")
+CACHE_SWEEP = (600, 3600)  # every 10 minutes, Gradio drops the files it served that are older than an hour
 MAX_DRAG_POINTS = 4000  # points a drag may send
 # The page's drag gesture on the picture: a press, a move of more than 4 screen pixels and a release send the path
 # (picture pixels) through a hidden text box and button; a plain click stays Gradio's select event.
@@ -159,7 +160,7 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
     backbones, samplers = sorted(registry.backbones), sorted(registry.samplers)
     extras = sorted(name for name in registry.adapters if name not in DRAWN_ADAPTERS)
 
-    with gr.Blocks(title="motionforge studio") as demo:
+    with gr.Blocks(title="motionforge studio", delete_cache=CACHE_SWEEP) as demo:
         state = gr.State(None, delete_callback=sessions.close_session)
         gr.Markdown("## motionforge studio — draw the motion, watch the preview, render, take the command away")
         error = gr.Markdown("", elem_id="studio-error")
@@ -251,7 +252,9 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
                                     if spec.kind in ("bool", "str") and spec.choices or spec.kind == "bool"
                                     else widget.blur
                                 )
-                                event(functools.partial(set_setting, spec=spec), [state, widget], [state, command, error])
+                                watch_after(
+                                    event(functools.partial(set_setting, spec=spec), [state, widget], [state, command, error])
+                                )
 
             with gr.Column(scale=1):
                 with gr.Row():
@@ -298,31 +301,37 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
 
         @guard
         def start(session: sessions.Session | None) -> dict:
+            """A new tab: a session on the sample, drawn."""
             return drawn(session or sessions.sample_session(root))
 
         @guard
         def on_click(session: sessions.Session, how: str, size: float, evt: gr.SelectData) -> dict:
+            """A click on the picture: the mode's edit at that pixel."""
             x, y = evt.index[:2]
             session.controls.click(how, x, y, size)
             return drawn(session)
 
         @guard
         def on_drag(session: sessions.Session, how: str, size: float, payload: str) -> dict:
+            """A drag across the picture: the mode's edit along its path."""
             session.controls.drag(how, read_path(payload), size)
             return drawn(session)
 
         @guard
         def on_end(session: sessions.Session) -> dict:
+            """Finish the track being drawn."""
             session.controls.end_track()
             return drawn(session)
 
         @guard
         def on_clear(session: sessions.Session) -> dict:
+            """Remove the brush."""
             session.controls.mask = None
             return drawn(session)
 
         @guard
         def on_delete(session: sessions.Session, index: int | None) -> dict:
+            """Delete the track picked in the list."""
             if index is None:
                 from motionforge.core.errors import InputError
 
@@ -332,11 +341,13 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
 
         @guard
         def on_pick(session: sessions.Session, index: int | None) -> dict:
+            """Show the picked track's strength."""
             tracks = session.controls.tracks
             return {strength: tracks[int(index)].strength} if index is not None and int(index) < len(tracks) else {}
 
         @guard
         def on_strength(session: sessions.Session, index: int | None, value: float) -> dict:
+            """Set the picked track's strength."""
             if index is None or int(index) >= len(session.controls.tracks):
                 return {}
             session.controls.tracks[int(index)].strength = float(value)
@@ -344,14 +355,18 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
 
         @guard
         def on_camera(session: sessions.Session, px: float, py: float, z: float, r: float, s: float) -> dict:
+            """Set the camera move and the motion strength from the sliders."""
             camera = session.controls.camera
             camera.pan_x, camera.pan_y, camera.zoom, camera.rotate = float(px), float(py), float(z), float(r)
             session.controls.motion_scale = float(s)
             return drawn(session)
 
         def uploaded(kind: str, load: Callable[[sessions.Session, Path], None]) -> Callable[..., dict]:
+            """The upload handler of one kind of file."""
+
             @guard
             def on_upload(session: sessions.Session, path: str | None) -> dict:
+                """Take an upload of this kind into the session."""
                 if path is None:
                     return {}
                 load(session, sessions.accept_upload(path, kind, upload_folder))
@@ -360,28 +375,35 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
             return on_upload
 
         def keep(kind: str, attribute: str) -> Callable[[sessions.Session, Path], None]:
+            """A loader that keeps an upload as one of the controls' files."""
+
             def load(session: sessions.Session, file: Path) -> None:
+                """Keep the upload under its safe name as the controls' file of this kind."""
                 setattr(session.controls, attribute, sessions.keep_upload(session, file, kind))
 
             return load
 
         @guard
         def on_sample(session: sessions.Session) -> dict:
+            """Go back to the bundled sample."""
             sessions.load_sample(session)
             return drawn(session)
 
         @guard
         def on_drop(session: sessions.Session) -> dict:
+            """Drop the uploaded landmarks and driving video."""
             session.controls.landmark = session.controls.video = None
             return drawn(session)
 
         @guard
         def on_run_settings(session: sessions.Session, *values: Any) -> dict:
+            """Take the run settings (backbone, sampler, frames, seed, …) from the page."""
             apply_run(session.controls, dict(zip(RUN_KEYS, values)))
             return drawn(session)
 
         @guard
         def set_setting(session: sessions.Session, raw: Any, spec: FieldSpec) -> dict:
+            """Take one plugin field's value from its widget (checked; the default leaves no override)."""
             value = read_value(spec, raw, allow + [session.files.resolve()])
             settings = session.controls.settings
             if is_default(spec, value):
@@ -392,6 +414,7 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
 
         @guard
         def on_preview(session: sessions.Session) -> dict:
+            """Run the warp preview of the current controls and show it."""
             session.previews, session.last = session.previews + 1, None
             name = f"preview-{session.previews}"
             for old in (session.folder / "previews").glob("preview-*.mp4"):
@@ -406,11 +429,13 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
 
         @_guarded(error, clears=False)
         def on_flow(session: sessions.Session) -> dict:
+            """Show the latest preview's flow."""
             made, session.last = session.last, None
             return {} if made is None else {shown_flow: str(flow_preview(made))}
 
         @guard
         def on_render(session: sessions.Session, *values: Any, progress: gr.Progress = gr.Progress()) -> dict:  # noqa: B008
+            """Render with the chosen backbone and sampler, and offer the command and its files."""
             apply_run(session.controls, dict(zip(RUN_KEYS, values)))
             session.cancel.clear()
             session.renders += 1
@@ -434,6 +459,7 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
             }
 
         def on_cancel(session: sessions.Session) -> str:
+            """Ask the running render to stop at its next denoiser call."""
             if session is not None:
                 session.cancel.set()
             return "render cancelled"
