@@ -224,11 +224,11 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
                     extra = gr.CheckboxGroup(extras, label="more adapters", elem_id="run-adapters")
                 with gr.Row():
                     num_frames = gr.Number(16, precision=0, label="frames", elem_id="run-frames")
-                    fps = gr.Number(8, label="fps")
+                    fps = gr.Number(8, label="fps", elem_id="run-fps")
                     seed = gr.Number(0, precision=0, label="seed", elem_id="run-seed")
-                    steps = gr.Number(25, precision=0, label="steps")
-                    height = gr.Number(0, precision=0, label="height (0: the picture's)")
-                    width = gr.Number(0, precision=0, label="width (0: the picture's)")
+                    steps = gr.Number(25, precision=0, label="steps", elem_id="run-steps")
+                    height = gr.Number(0, precision=0, label="height (0: the picture's)", elem_id="run-height")
+                    width = gr.Number(0, precision=0, label="width (0: the picture's)", elem_id="run-width")
                 prompt = gr.Textbox("", label="prompt (backbones that take one)")
                 run_inputs = [backbone, sampler, extra, num_frames, fps, seed, steps, prompt, height, width]
 
@@ -462,7 +462,7 @@ def build_app(root: Path, allow: list[Path] | None = None) -> gr.Blocks:
             """Ask the running render to stop at its next denoiser call."""
             if session is not None:
                 session.cancel.set()
-            return "render cancelled"
+            return "cancelling the render: it stops at its next denoiser call"
 
         def watch_after(event: Any) -> Any:
             """Chain the preview and its flow after an edit's event."""

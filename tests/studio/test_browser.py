@@ -185,6 +185,27 @@ def test_a_track_file_from_another_tool_loads_into_the_editor(studio, browser) -
     assert len(tracks) == 7 and len(tracks[0]["points"]) == 16 and tracks[0]["points"][0] == [405, 205]
 
 
+def test_a_diffusion_render_shows_its_progress_and_the_cancel_button_stops_it(studio, browser) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    address, root = studio
+    page = Page(browser, address)
+    choice = page.find("#run-backbone input")
+    choice.click()
+    choice.send_keys(Keys.CONTROL, "a")
+    choice.send_keys("animatediff_tiny", Keys.ENTER)
+    wait_for(lambda: "backbone=animatediff_tiny" in page.text("#run-command"), 30, "the backbone in the command")
+    for box, value in (("#run-steps", "500"), ("#run-height", "32"), ("#run-width", "32")):
+        page.set_number(box, value)
+    wait_for(lambda: "steps=500" in page.text("#run-command") and "width=32" in page.text("#run-command"), 30, "the settings")
+    page.press("#run-render")
+    wait_for(lambda: "denoising" in page.text("#run-video"), 60, "the progress bar")
+    page.press("#run-cancel")
+    wait_for(lambda: "the render was cancelled; nothing of it was kept" in page.text("#studio-error"), 30, "the cancellation")
+    newest = max(root.glob("*/files"), key=lambda folder: folder.stat().st_mtime).parent
+    wait_for(lambda: not list(newest.glob("render-*")), 30, "the cancelled render's folder to go")
+
+
 def test_bad_input_shows_the_command_lines_sentence(studio, browser, capsys) -> None:
     address, _ = studio
     page = Page(browser, address)
