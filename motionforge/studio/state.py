@@ -11,7 +11,7 @@ import json
 import math
 import re
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,8 @@ class Controls:
         """Apply one click on the picture at (x, y): extend a track, drop a pin, pick or move a knot, paint or erase."""
         width, height = self.size
         x, y = min(max(float(x), 0.0), width - 1.0), min(max(float(y), 0.0), height - 1.0)
+        if mode != "track":
+            self._leave_track()
         if mode == "track":
             if self.active is None or self.active >= len(self.tracks):
                 self.tracks.append(Track([(x, y)]))
@@ -126,6 +128,7 @@ class Controls:
         path = [(min(max(float(x), 0.0), width - 1.0), min(max(float(y), 0.0), height - 1.0)) for x, y in path]
         if len(path) < 2:
             raise InputError("a drag needs a start and an end; click instead to place one point")
+        self._leave_track()
         if mode == "move":
             self.selected = self.picked(*path[0])
             if self.selected is None:
@@ -148,6 +151,11 @@ class Controls:
             self.active = None
         else:
             self.click(mode, *path[-1])
+
+    def _leave_track(self) -> None:
+        """Stop extending the track being drawn (another kind of edit began); a one-knot track is dropped."""
+        if self.active is not None:
+            self.tracks, self.active = self.complete(), None
 
     def end_track(self) -> None:
         """Finish the track being drawn: the next click in track mode starts a new one (a one-knot track is dropped)."""
@@ -255,12 +263,6 @@ class Controls:
                 if distance <= best:
                     best, where = distance, (t, k)
         return where
-
-    def copy(self) -> Controls:
-        """A deep enough copy for the page's undo-free state updates."""
-        mask = None if self.mask is None else self.mask.copy()
-        tracks = [Track(list(t.points), t.strength) for t in self.tracks]
-        return replace(self, tracks=tracks, mask=mask, camera=replace(self.camera), settings=dict(self.settings))
 
 
 def knots_along(path: list[tuple[float, float]], most: int = TRACK_KNOTS) -> list[tuple[float, float]]:

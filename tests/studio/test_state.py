@@ -137,3 +137,13 @@ def test_a_drag_moves_the_point_it_starts_on_paints_a_stroke_or_draws_a_track() 
 def test_a_drag_that_starts_off_every_point_is_one_sentence() -> None:
     with pytest.raises(InputError, match="no point within 12 px of where the drag started"):
         Controls(size=(100, 80), tracks=[Track([(10, 10), (30, 10)])]).drag("move", [(80, 70), (90, 70)])
+
+
+def test_another_kind_of_edit_finishes_the_track_being_drawn() -> None:
+    controls = Controls(size=(100, 80))
+    controls.click("track", 10, 10)
+    controls.click("track", 20, 10)
+    controls.click("brush", 50, 50, radius=3)
+    controls.click("track", 30, 30)  # a new track, not a third knot
+    controls.click("pin", 60, 60)  # and that one-knot track is dropped
+    assert [t.points for t in controls.tracks] == [[(10, 10), (20, 10)], [(60, 60), (60, 60)]]
