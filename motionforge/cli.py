@@ -1,6 +1,6 @@
 """The command line: ``motionforge animate [overrides]``, ``motionforge bench suite=<name>``, ``motionforge plugins [--json]``
-``motionforge weights check PATH``, ``motionforge tracks convert IN OUT``, ``motionforge toy make DIR`` and
-``motionforge train model=NAME``.
+``motionforge weights check PATH``, ``motionforge tracks convert IN OUT``, ``motionforge toy make DIR``,
+``motionforge train model=NAME`` and ``motionforge studio``.
 
 ``animate``, ``bench`` and ``train`` are thin ``@hydra.main`` wrappers around :func:`run`, :func:`bench_run` and :func:`train_run`, so Hydra's flags (``--cfg job``,
 ``-m`` sweeps, ``--help``, ``hydra.run.dir=…``) behave as in any Hydra app. Errors the user can
@@ -40,6 +40,8 @@ commands:
   tracks convert IN OUT     convert a track file between formats (motionforge, spline_editor, wan_move, ati, tora, ...)
   toy make DIR [...]        write a toy dataset: procedural clips of sprites with their tracks and masks
   train model=NAME [...]    train a toy-world model (vae, unet, adapter) with accelerate (Hydra overrides)
+  studio [--host H] [--port P] [--allow DIR]
+                            a local web page: draw the motion, watch the preview, render, take the command away
 
 options:
   --version                 print motionforge's version
@@ -50,6 +52,7 @@ examples:
   motionforge animate image=photo.jpg adapters.trajectory.file=tracks.json num_frames=24 fps=12
   motionforge animate adapters.trajectory.paths='[[[100,120],[180,120]]]'
   motionforge bench suite=preview
+  motionforge studio
 """
 
 
@@ -304,6 +307,37 @@ def weights_command(argv: Sequence[str]) -> int:
     return max(verdict.status for verdict in verdicts)
 
 
+def studio_command(argv: Sequence[str]) -> int:
+    """``motionforge studio``: serve the drawing page on a local address (127.0.0.1 unless --host says otherwise)."""
+    from motionforge.studio import DEFAULT_HOST, DEFAULT_PORT, launch
+
+    parser = argparse.ArgumentParser(
+        prog="motionforge studio", description="Draw the motion in a browser, preview and render it."
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"the address to serve on ({DEFAULT_HOST}: this machine only)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"the port ({DEFAULT_PORT})")
+    parser.add_argument(
+        "--allow", type=Path, action="append", default=[], metavar="DIR",
+        help="a folder whose files plugin settings typed in the page may name (model folders); repeat for more",
+    )  # fmt: skip
+    args = parser.parse_args(list(argv))
+    missing = [str(folder) for folder in args.allow if not folder.is_dir()]
+    if missing:
+        return _fail(f"--allow {missing[0]} is not a folder; give a folder that exists")
+    if not 0 < args.port < 65536:
+        return _fail(f"--port {args.port} is not a port; give a number from 1 to 65535")
+    try:
+        launch(args.host, args.port, args.allow)
+    except OSError as exc:
+        if _debug():
+            raise
+        reason = exc.strerror or "the port is in use"
+        return _fail(
+            f"the studio cannot listen on {args.host}:{args.port} ({reason}); choose another --port, or stop what uses it"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``motionforge`` command (Ctrl-C anywhere: one line, status 130)."""
     try:
@@ -342,10 +376,12 @@ def _main(args: list[str]) -> int:
         from motionforge.tracks_cli import tracks_command
 
         return tracks_command(rest)
+    if command == "studio":
+        return studio_command(rest)
     return _fail(
         f"unknown command {command!r}; use 'motionforge animate', 'motionforge bench', 'motionforge plugins', "
-        "'motionforge weights check', 'motionforge tracks convert', 'motionforge toy make' or 'motionforge train' "
-        "(see motionforge --help)"
+        "'motionforge weights check', 'motionforge tracks convert', 'motionforge toy make', 'motionforge train' "
+        "or 'motionforge studio' (see motionforge --help)"
     )
 
 
