@@ -1,6 +1,8 @@
 """The training loop every task shares: accelerate, seeded batches by step, checkpoints to resume from, the loss logged and plotted.
 
-A task (:class:`Task`) owns its model and its loss; the loop owns the rest. Each step's batch and
+A task (:class:`Task`) owns its model and its loss; the loop owns the rest. A checkpoint is
+accelerate's state (model, optimiser, RNGs: what a resumed run reads) and the model as a diffusers
+folder (``checkpoints/step-N/model``: what a sampler reads). Each step's batch and
 noise come from a generator seeded by (seed, step, process), never from a running stream, so a run
 resumed from a checkpoint takes exactly the steps the uninterrupted run would have taken, and
 ``accelerate launch`` over several processes gives each its own share.
@@ -199,6 +201,9 @@ def train(task: Task, settings: LoopSettings, folder: Path, accelerator: Any) ->
         done = step + 1
         if done % settings.checkpoint_every == 0 or done == settings.steps:
             _checkpoint(accelerator, folder, done, settings, pending)
+            if accelerator.is_main_process:  # the checkpoint's model as a diffusers folder too, to sample from
+                task.save(accelerator.unwrap_model(module), folder / CHECKPOINTS / f"step-{done:07d}" / MODEL)
+                module.train()
             pending = []
     bar.close()
     accelerator.wait_for_everyone()

@@ -46,6 +46,7 @@ def test_a_resumed_run_ends_where_the_uninterrupted_run_ends(data, tmp_path):
         assert [int(row["step"]) for row in csv.DictReader(handle)] == [0, 1, 2, 3]
     assert (tmp_path / "halves" / "loss.png").stat().st_size > 1000
     assert sorted(p.name for p in (tmp_path / "halves" / "checkpoints").iterdir()) == ["step-0000002", "step-0000004"]
+    assert (tmp_path / "halves" / "checkpoints" / "step-0000002" / "model" / "config.json").is_file()  # a diffusers folder
 
 
 def test_checkpoints_of_a_run_are_not_overwritten_unless_resumed(data, tmp_path, capsys):
