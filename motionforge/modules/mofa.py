@@ -433,7 +433,7 @@ def read_released_config(folder: Path, key: str, kind: str, unet_first: int = SV
             f"{key}={folder} holds a {name}, not {WHAT[kind]}; pass the folder of a MOFA adapter (its FlowControlNet)"
         )
     first = (config.get("block_out_channels") or SVD_BLOCKS)[0]
-    if first != unet_first:
+    if first not in (SVD_BLOCKS[0], unet_first):  # a released config says 320 (MOFA's parent default); a toy one its UNet's
         raise InputError(
             f"{key}={folder}: its {CONFIG_NAME} has block_out_channels[0]={first}, but the adapter feeds the UNet's "
             f"{unet_first} channels; is it an adapter for this UNet?"

@@ -118,7 +118,7 @@ def test_of_a_released_config_only_the_embedding_fields_change_the_module(tmp_pa
     size = MofaSize.for_unet(SVD_XT_UNET, {**released, "num_attention_heads": [1, 1, 1, 1], "layers_per_block": 5})
     assert size == MofaSize(conditioning_embedding_out_channels=(8, 16, 32, 64))
     (tmp_path / "config.json").write_text(json.dumps({**PARENT_DEFAULTS, "block_out_channels": [64, 128, 256, 256]}))
-    with pytest.raises(InputError, match=r"block_out_channels\[0\]=64, but MOFA's adapter always feeds SVD's 320 channels"):
+    with pytest.raises(InputError, match=r"block_out_channels\[0\]=64, but the adapter feeds the UNet's 320 channels"):
         mofa.read_released_config(tmp_path, "backbone.mofa", "traj")
 
 
