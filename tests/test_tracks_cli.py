@@ -146,7 +146,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def readme_track_commands() -> list[str]:
     """The `motionforge` lines of the README's Track files section, comments dropped."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("### Track files from other tools") : text.index("## Diffusion backbones")]
+    start = text.index("### Track files from other tools")
+    section = text[start : text.index("\n## ", start)]  # up to the next section
     lines = [line for block in re.findall(r"```bash\n(.*?)```", section, flags=re.DOTALL) for line in block.splitlines()]
     return [line.split("#")[0].strip() for line in lines if line.startswith("motionforge ")]
 
