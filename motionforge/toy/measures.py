@@ -19,15 +19,19 @@ BRIGHTNESS = (0.6, 1.15)
 TOLERANCE = 0.2
 
 
+def hue_pixels(frames: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """The pixels of a sprite's colour [3] (its hue, at its brightness or shaded) in uint8 RGB frames [..., H, W, 3]: bool [..., H, W]."""
+    pixels = frames.astype(np.float64)  # [..., H, W, 3]
+    target = colour.astype(np.float64)
+    norm = np.linalg.norm(pixels, axis=-1) + 1e-9  # [..., H, W]
+    cosine = (pixels @ target) / (norm * np.linalg.norm(target))
+    ratio = norm / np.linalg.norm(target)
+    return (cosine >= HUE_COSINE) & (ratio >= BRIGHTNESS[0]) & (ratio <= BRIGHTNESS[1])
+
+
 def colour_mass(frames: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """Pixels of a sprite's colour [3] in each frame of uint8 RGB frames [F, H, W, 3]: [F]."""
-    pixels = frames.astype(np.float64)  # [F, H, W, 3]
-    target = colour.astype(np.float64)
-    norm = np.linalg.norm(pixels, axis=-1) + 1e-9  # [F, H, W]
-    cosine = (pixels @ target) / (norm * np.linalg.norm(target))  # [F, H, W]
-    ratio = norm / np.linalg.norm(target)
-    hit = (cosine >= HUE_COSINE) & (ratio >= BRIGHTNESS[0]) & (ratio <= BRIGHTNESS[1])
-    return hit.reshape(len(frames), -1).sum(axis=1)
+    return hue_pixels(frames, colour).reshape(len(frames), -1).sum(axis=1)
 
 
 def integrity(frames: np.ndarray, truth: np.ndarray, colours: np.ndarray, steady: float = 0.1) -> np.ndarray:

@@ -27,9 +27,8 @@ from motionforge.modules import mofa_unet
 from motionforge.modules.mofa import CONFIG_NAME, WEIGHTS_NAME, MofaAdapter, MofaSize
 from motionforge.toy.plans import track_plan
 from motionforge.train.conditioning import Conditioning, encode_clips, model_input, v_target
-from motionforge.train.data import ClipTensors, batch_indices
-from motionforge.train.toy_models import FPS_ID, MOTION_BUCKET, NOISE_AUG
-from motionforge.train.unet import drop, noise_levels
+from motionforge.train.data import ClipTensors
+from motionforge.train.unet import diffusion_batch
 
 EMBEDDINGS = {4: (16, 32, 64), 8: (16, 32, 96, 256)}  # the picture's embedding widths for a VAE factor (1/4, 1/8)
 
@@ -124,18 +123,9 @@ class AdapterTask:
 
     def batch(self, step: int, generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
         """Clips' latents, noise, noise levels, conditioning, pictures, and one of each clip's plan flows."""
-        index = batch_indices(self.cond.latents.shape[0], self.batch_size, generator)
-        x0 = self.cond.latents[index]  # [B, F, C, h, w]
-        noise = torch.randn(x0.shape, generator=generator)
-        sigma = noise_levels(len(index), self.p_mean, self.p_std, generator)  # [B]
-        keep = torch.rand(len(index), generator=generator) >= self.uncond_prob  # [B]
+        index, batch = diffusion_batch(self.cond, self.batch_size, self.p_mean, self.p_std, self.uncond_prob, generator)
         variant = torch.randint(self.flows.shape[1], (len(index),), generator=generator)  # [B]
-        batch = {
-            "x0": x0, "noise": noise, "sigma": sigma, "image_latents": drop(self.cond.image_latents[index], keep),
-            "embeddings": drop(self.cond.embeddings[index], keep),
-            "time_ids": torch.tensor([[FPS_ID, MOTION_BUCKET, NOISE_AUG]]).expand(len(index), -1),
-            "picture": self.pictures[index], "flow": self.flows[index, variant],
-        }  # fmt: skip
+        batch = {**batch, "picture": self.pictures[index], "flow": self.flows[index, variant]}
         return {name: value.to(device) for name, value in batch.items()}
 
     def save(self, module: nn.Module, folder: Path) -> None:

@@ -68,6 +68,24 @@ def drop(conditioning: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return conditioning * keep.view(-1, *([1] * (conditioning.dim() - 1))).to(conditioning.dtype)
 
 
+def diffusion_batch(
+    cond: Conditioning, batch_size: int, p_mean: float, p_std: float, uncond_prob: float, generator: torch.Generator
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A step's clip indices [B] and what the UNet's loss reads of them (x0, noise, σ, the conditioning, dropped now and
+    then, and the added time ids), drawn in this order from the step's generator."""
+    index = batch_indices(cond.latents.shape[0], batch_size, generator)
+    x0 = cond.latents[index]  # [B, F, C, h, w]
+    noise = torch.randn(x0.shape, generator=generator)
+    sigma = noise_levels(len(index), p_mean, p_std, generator)  # [B]
+    keep = torch.rand(len(index), generator=generator) >= uncond_prob  # [B]
+    time_ids = torch.tensor([[FPS_ID, MOTION_BUCKET, NOISE_AUG]]).expand(len(index), -1)  # [B, 3]
+    batch = {
+        "x0": x0, "noise": noise, "sigma": sigma, "image_latents": drop(cond.image_latents[index], keep),
+        "embeddings": drop(cond.embeddings[index], keep), "time_ids": time_ids,
+    }  # fmt: skip
+    return index, batch
+
+
 class UnetTask:
     """Train the toy UNet on a toy dataset, its clips encoded by a trained toy VAE."""
 
@@ -86,16 +104,7 @@ class UnetTask:
 
     def batch(self, step: int, generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
         """Clips' latents, their noise and noise levels, and their conditioning (dropped now and then)."""
-        index = batch_indices(self.cond.latents.shape[0], self.batch_size, generator)
-        x0 = self.cond.latents[index]  # [B, F, C, h, w]
-        noise = torch.randn(x0.shape, generator=generator)
-        sigma = noise_levels(len(index), self.p_mean, self.p_std, generator)  # [B]
-        keep = torch.rand(len(index), generator=generator) >= self.uncond_prob  # [B]
-        time_ids = torch.tensor([[FPS_ID, MOTION_BUCKET, NOISE_AUG]]).expand(len(index), -1)  # [B, 3]
-        batch = {
-            "x0": x0, "noise": noise, "sigma": sigma, "image_latents": drop(self.cond.image_latents[index], keep),
-            "embeddings": drop(self.cond.embeddings[index], keep), "time_ids": time_ids,
-        }  # fmt: skip
+        _, batch = diffusion_batch(self.cond, self.batch_size, self.p_mean, self.p_std, self.uncond_prob, generator)
         return {name: value.to(device) for name, value in batch.items()}
 
     def save(self, module: nn.Module, folder: Path) -> None:

@@ -42,7 +42,7 @@ from motionforge.core.config import compose_config, hydra_string
 from motionforge.core.engine import animate
 from motionforge.metrics import brush_leakage, trajectory_epe
 from motionforge.toy.dataset import ToyDataset, write_dataset
-from motionforge.toy.measures import colour_mass, intact, integrity, path_region, sprite_region, trackable
+from motionforge.toy.measures import colour_mass, hue_pixels, intact, integrity, path_region, sprite_region, trackable
 from motionforge.toy.world import ToyClip, WorldSettings
 
 COLUMNS = [
@@ -104,23 +104,11 @@ def centroid_error(frames: np.ndarray, clip: ToyClip, chosen: list[int]) -> floa
         for f in range(1, len(frames)):
             if real[0] == 0 or abs(real[f] / real[0] - 1) > 0.1:
                 continue
-            hit = _hue(frames[f], clip.colours[s])  # [H, W]
+            hit = hue_pixels(frames[f], clip.colours[s])  # [H, W]
             if hit.any():
                 ys, xs = np.nonzero(hit)
                 errors.append(float(np.hypot(xs.mean() - clip.tracks[s, f, 0], ys.mean() - clip.tracks[s, f, 1])))
     return float(np.mean(errors)) if errors else math.nan
-
-
-def _hue(frame: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    """The pixels of a sprite's hue in one frame (as colour_mass counts them): bool [H, W]."""
-    from motionforge.toy.measures import BRIGHTNESS, HUE_COSINE
-
-    pixels = frame.astype(np.float64)
-    norm = np.linalg.norm(pixels, axis=-1) + 1e-9
-    target = colour.astype(np.float64)
-    cosine = (pixels @ target) / (norm * np.linalg.norm(target))
-    ratio = norm / np.linalg.norm(target)
-    return (cosine >= HUE_COSINE) & (ratio >= BRIGHTNESS[0]) & (ratio <= BRIGHTNESS[1])
 
 
 def toy_epe(frames: np.ndarray, clip: ToyClip, chosen: list[int]) -> dict[str, Any]:
